@@ -1,0 +1,3 @@
+from condgen.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Condition sources: what each generator block is conditioned on.
+
+A condition source turns the one-hot label map `seg` into a list of condition maps, coarse to fine;
+the generator hands each block the map whose size equals the block's resolution (or the finest one,
+which the block resizes with nearest, as the official SPADE layer does). `cond_nc` is their channel
+count, which the generator passes to every block.
+
+- `LabelMapCondition` ("w/o FP" in CC-FPSE Table 2; SPADE's own input): the label map itself.
+- `FeaturePyramidCondition` (`weight_pyramid.py`, "w/ FP"): label map + label feature-pyramid features.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from condgen.registry import register
+
+
+@register("condition")
+class LabelMapCondition(nn.Module):
+    """The plain condition: blocks see the one-hot label map, resized with nearest by each layer.
+
+    Args:
+        semantic_nc: label channels of `seg`.
+        num_levels: number of generator resolutions (unused: one full-resolution map serves all).
+    """
+
+    def __init__(self, semantic_nc: int, *, num_levels: int = 6) -> None:
+        super().__init__()
+        self.cond_nc = semantic_nc
+        self.num_levels = num_levels
+
+    def forward(self, seg: Tensor) -> list[Tensor]:
+        return [seg]
+
+
+def select_condition(conds: list[Tensor], size: tuple[int, int]) -> Tensor:
+    """The condition map of spatial `size`, else the finest (last) one."""
+    for c in conds:
+        if tuple(c.shape[-2:]) == tuple(size):
+            return c
+    return conds[-1]

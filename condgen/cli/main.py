@@ -1,0 +1,50 @@
+"""`python -m condgen <command>`: blocks | convert | check-data | train."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from condgen.registry import KINDS, format_catalogue, list_blocks
+
+
+def _blocks(args: argparse.Namespace) -> int:
+    entries = list_blocks(args.kind, args.pattern)
+    if not entries:
+        print(f"no registered block matches kind={args.kind!r} pattern={args.pattern!r}", file=sys.stderr)
+        return 1
+    print(format_catalogue(entries))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m condgen", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("blocks", help="list registered blocks with their gin names and constructor defaults")
+    b.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
+    b.add_argument("pattern", nargs="?", help="shell wildcard on the name, e.g. '*Generator'")
+    b.set_defaults(func=_blocks)
+
+    sub.add_parser("convert", help="convert official checkpoints (see: python -m condgen convert --help)",
+                   add_help=False)
+    sub.add_parser("check-data", help="validate a dataset end to end (see: check-data --help)", add_help=False)
+    sub.add_parser("train", help="train from gin files (same as experiments/run.py)", add_help=False)
+
+    # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
+    if argv and argv[0] in ("convert", "check-data", "train"):
+        command, rest = argv[0], argv[1:]
+        if command == "convert":
+            from condgen.convert.__main__ import main as convert_main
+
+            return convert_main(rest)
+        if command == "check-data":
+            from condgen.cli.check_data import main as check_main
+
+            return check_main(rest)
+        from condgen.cli.gin_setup import main as train_main
+
+        return train_main(rest)
+    args = p.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,63 @@
+"""Write converted official networks as a condgen run directory (operative gin config + safetensors)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from safetensors.torch import save_model
+from torch import nn
+
+from condgen.convert.official import OfficialConfig
+
+
+def _gin_value(v: object) -> str:
+    return repr(v) if not isinstance(v, bool) else ("True" if v else "False")
+
+
+def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
+    """Gin bindings that rebuild exactly the networks of `cfg` through `build_gan`."""
+    s = cfg.spec
+    lines = [
+        f"# Converted from an official {cfg.repo} checkpoint by `python -m condgen.convert`.",
+        f"# Official flags: {flags}",
+        f"DataSpec.label_nc = {s.label_nc}",
+        f"DataSpec.contain_dontcare_label = {_gin_value(s.contain_dontcare_label)}",
+        f"DataSpec.instance_edges = {_gin_value(s.instance_edges)}",
+        f"DataSpec.crop_size = {s.crop_size}",
+        f"DataSpec.aspect_ratio = {s.aspect_ratio}",
+        f"build_gan.generator = @{cfg.generator}",
+        f"build_gan.discriminator = @{cfg.discriminator}",
+        f"build_gan.encoder = {'@VAEEncoder' if cfg.use_vae else 'None'}",
+    ]
+    gkw = dict(cfg.generator_kwargs)
+    for key, binding in (("norm_param_free", "SPADE.param_free"), ("norm_kernel_size", "SPADE.kernel_size"),
+                         ("spectral", "SPADEResBlock.spectral")):
+        if key in gkw:
+            lines.append(f"{binding} = {_gin_value(gkw.pop(key))}")
+    for k, v in gkw.items():
+        lines.append(f"{cfg.generator}.{k} = {_gin_value(v)}")
+    for k, v in cfg.discriminator_kwargs.items():
+        lines.append(f"{cfg.discriminator}.{k} = {_gin_value(v)}")
+    if cfg.use_vae:
+        for k in ("ngf", "z_dim"):
+            lines.append(f"VAEEncoder.{k} = {_gin_value(cfg.encoder_kwargs[k])}")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_dir(out: str | Path, nets: dict[str, nn.Module], config_gin: str, meta: dict) -> Path:
+    """`out/config.gin`, `out/networks/{G,D,E}.safetensors`, `out/convert.json`; written to a temp dir then renamed."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose a new --out directory")
+    tmp = out.with_name(f".{out.name}.tmp")
+    (tmp / "networks").mkdir(parents=True, exist_ok=True)
+    for name, net in nets.items():
+        save_model(net, str(tmp / "networks" / f"{name}.safetensors"))
+    (tmp / "config.gin").write_text(config_gin)
+    (tmp / "convert.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,83 @@
+"""Key renaming between official (hook-API spectral norm) state dicts and condgen's, checked strictly.
+
+The only systematic difference is spectral norm: the official `weight_orig / weight_u / weight_v`
+are the parametrization API's `parametrizations.weight.original / .0._u / .0._v`. Everything
+network-specific (prefix renames, dropped keys) is a small table passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+_SN_SUFFIXES = {
+    "weight_orig": "parametrizations.weight.original",
+    "weight_u": "parametrizations.weight.0._u",
+    "weight_v": "parametrizations.weight.0._v",
+}
+
+
+def rename_official(
+    state_dict: Mapping[str, Tensor], renames: Mapping[str, str | None] | None = None
+) -> dict[str, Tensor]:
+    """Official state dict -> condgen keys.
+
+    Args:
+        renames: prefix table applied first, longest prefix wins: `{'labelenc1.': 'condition.enc.0.'}`;
+            a value of None drops the keys under that prefix.
+    """
+    renames = dict(renames or {})
+    prefixes = sorted(renames, key=len, reverse=True)
+    out: dict[str, Tensor] = {}
+    for key, value in state_dict.items():
+        for p in prefixes:
+            if key.startswith(p):
+                if renames[p] is None:
+                    key = None
+                else:
+                    key = renames[p] + key[len(p) :]
+                break
+        if key is None:
+            continue
+        head, _, last = key.rpartition(".")
+        if last in _SN_SUFFIXES:
+            key = f"{head}.{_SN_SUFFIXES[last]}" if head else _SN_SUFFIXES[last]
+        out[key] = value
+    return out
+
+
+def check_keys_and_shapes(model: nn.Module, state_dict: Mapping[str, Tensor], what: str = "") -> None:
+    """Raise listing every missing, unexpected and mis-shaped key (before `load_state_dict`)."""
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(ours))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(ours[k].shape)}"
+        for k in set(ours) & set(state_dict)
+        if tuple(ours[k].shape) != tuple(state_dict[k].shape)
+    )
+    if missing or unexpected or shapes:
+        lines = [f"checkpoint does not fit the {what or type(model).__name__} built from these flags:"]
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+            if items:
+                lines.append(f"  {title} ({len(items)}): " + ", ".join(items[:12]))
+                if len(items) > 12:
+                    lines.append(f"    ... and {len(items) - 12} more")
+        lines.append("  (check label_nc / contain_dontcare_label / no_instance / ngf / use_vae flags)")
+        raise ValueError("\n".join(lines))
+
+
+def load_official_state(
+    model: nn.Module,
+    state_dict: Mapping[str, Tensor],
+    renames: Mapping[str, str | None] | None = None,
+    what: str = "",
+) -> nn.Module:
+    """Rename, check every key and shape, then load strictly."""
+    theirs = rename_official(state_dict, renames)
+    check_keys_and_shapes(model, theirs, what)
+    with torch.no_grad():
+        model.load_state_dict(theirs, strict=True)
+    return model

@@ -1,0 +1,38 @@
+"""`DataSpec`: the facts about a dataset that fix the networks' shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gin
+
+from condgen.data.labels import semantic_nc as _semantic_nc
+
+
+@gin.configurable
+@dataclass(frozen=True)
+class DataSpec:
+    """Shapes a dataset imposes on G, D and E.
+
+    Args:
+        label_nc: number of label classes (COCO-Stuff 182, ADE20K 150, Cityscapes 35).
+        contain_dontcare_label: an extra channel for id 255 / `label_nc` (COCO, ADE20K).
+        instance_edges: an instance-boundary channel last (COCO, Cityscapes).
+        crop_size: output width in pixels.
+        aspect_ratio: width / height (Cityscapes 2.0).
+    """
+
+    label_nc: int
+    contain_dontcare_label: bool = False
+    instance_edges: bool = False
+    crop_size: int = 256
+    aspect_ratio: float = 1.0
+
+    @property
+    def semantic_nc(self) -> int:
+        return _semantic_nc(self.label_nc, self.contain_dontcare_label, self.instance_edges)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the images."""
+        return round(self.crop_size / self.aspect_ratio), self.crop_size

@@ -1,0 +1,30 @@
+import os
+from pathlib import Path
+
+import gin
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PARITY_DIR = Path(os.environ.get("CONDGEN_PARITY_DIR", REPO.parent / "shared" / "fixtures" / "official"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+    """Direct construction reads gin bindings too: every test starts and ends with none."""
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def load_fixture(name: str) -> dict:
+    """An official-code parity fixture; skips with a clear message only when the folder is absent."""
+    path = PARITY_DIR / name
+    if not PARITY_DIR.is_dir():
+        pytest.skip(f"parity fixtures not found at {PARITY_DIR} (set CONDGEN_PARITY_DIR)")
+    return torch.load(path, weights_only=True)

@@ -23,9 +23,10 @@ class LabelMapCondition(nn.Module):
     Args:
         semantic_nc: label channels of `seg`.
         num_levels: number of generator resolutions (unused: one full-resolution map serves all).
+        ngf: the generator's base width (unused; a feature pyramid sizes itself from it).
     """
 
-    def __init__(self, semantic_nc: int, *, num_levels: int = 6) -> None:
+    def __init__(self, semantic_nc: int, *, num_levels: int = 6, ngf: int = 64) -> None:
         super().__init__()
         self.cond_nc = semantic_nc
         self.num_levels = num_levels

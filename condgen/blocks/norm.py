@@ -57,6 +57,8 @@ class _OfficialOrderSpectralNorm(_SpectralNormParametrization):
 
     @torch.no_grad()
     def _power_method(self, weight_mat: Tensor, n_power_iterations: int) -> None:
+        if weight_mat.is_meta:  # shapes only (parameter counting): skip the slow meta-device arithmetic
+            return
         for _ in range(n_power_iterations):  # in place: see torch's note on DataParallel replicas
             self._v = F.normalize(torch.mv(weight_mat.H, self._u), dim=0, eps=self.eps, out=self._v)
             self._u = F.normalize(torch.mv(weight_mat, self._v), dim=0, eps=self.eps, out=self._u)
@@ -71,7 +73,9 @@ def spectral_norm(module: nn.Module, enabled: bool = True) -> nn.Module:
     """
     if not enabled:
         return module
+    # dim as torch's spectral_norm: the output-channel axis (1 for transposed convs).
+    dim = 1 if isinstance(module, nn.modules.conv._ConvTransposeNd) else 0
     parametrize.register_parametrization(
-        module, "weight", _OfficialOrderSpectralNorm(module.weight, eps=1e-12)
+        module, "weight", _OfficialOrderSpectralNorm(module.weight, dim=dim, eps=1e-12)
     )
     return module

@@ -27,9 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("pattern", nargs="?", help="shell wildcard on the name, e.g. '*Generator'")
     b.set_defaults(func=_blocks)
 
-    sub.add_parser("convert", help="convert official checkpoints (see: python -m condgen convert --help)",
-                   add_help=False)
-    sub.add_parser("check-data", help="validate a dataset end to end (see: check-data --help)", add_help=False)
+    sub.add_parser(
+        "convert", help="convert official checkpoints (see: python -m condgen convert --help)", add_help=False
+    )
+    sub.add_parser(
+        "check-data", help="validate a dataset end to end (see: check-data --help)", add_help=False
+    )
     sub.add_parser("train", help="train from gin files (same as experiments/run.py)", add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.

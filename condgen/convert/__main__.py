@@ -13,13 +13,20 @@ from condgen.convert.official import REPOS, load_official, parse_official_flags
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
-        description="Convert official NVlabs/SPADE or xh-liu/CC-FPSE checkpoints into a condgen run directory.",
+        description="Convert official NVlabs/SPADE or xh-liu/CC-FPSE checkpoints into a condgen run dir.",
     )
     p.add_argument("repo", choices=REPOS, help="which official code base wrote the checkpoint")
-    p.add_argument("--flags", required=True,
-                   help='the official command line the model was trained/tested with, e.g. "--dataset_mode coco"')
-    p.add_argument("--checkpoint_dir", required=True, type=Path,
-                   help="folder holding {which_epoch}_net_G.pth (and _D, _E), e.g. checkpoints/coco_pretrained")
+    p.add_argument(
+        "--flags",
+        required=True,
+        help='the official command line the model was trained/tested with, e.g. "--dataset_mode coco"',
+    )
+    p.add_argument(
+        "--checkpoint_dir",
+        required=True,
+        type=Path,
+        help="folder holding {which_epoch}_net_G.pth (and _D, _E), e.g. checkpoints/coco_pretrained",
+    )
     p.add_argument("--which_epoch", default="latest", help="checkpoint prefix (official --which_epoch)")
     p.add_argument("--out", required=True, type=Path, help="new condgen run directory to write")
     args = p.parse_args(argv)
@@ -28,17 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     files = {n: ckpt / f"{args.which_epoch}_net_{n}.pth" for n in ("G", "D", "E")}
     if not files["G"].is_file():
         found = ", ".join(sorted(f.name for f in ckpt.glob("*.pth"))) if ckpt.is_dir() else "folder missing"
-        print(f"error: {files['G']} not found (found: {found or 'no .pth files'}); "
-              "check --checkpoint_dir and --which_epoch", file=sys.stderr)
+        print(
+            f"error: {files['G']} not found (found: {found or 'no .pth files'}); "
+            "check --checkpoint_dir and --which_epoch",
+            file=sys.stderr,
+        )
         return 2
     cfg = parse_official_flags(args.repo, args.flags)
     sources = {n: (f if f.is_file() else None) for n, f in files.items()}
     if not cfg.use_vae:
         sources["E"] = None
     nets = load_official(args.repo, args.flags, **sources)
-    meta = {"repo": args.repo, "flags": args.flags,
-            "loaded": {n: str(f) for n, f in sources.items() if f is not None},
-            "freshly_initialised": sorted(set(nets) - {n for n, f in sources.items() if f is not None})}
+    meta = {
+        "repo": args.repo,
+        "flags": args.flags,
+        "loaded": {n: str(f) for n, f in sources.items() if f is not None},
+        "freshly_initialised": sorted(set(nets) - {n for n, f in sources.items() if f is not None}),
+    }
     out = write_run_dir(args.out, nets, official_config_gin(cfg, args.flags), meta)
     print(f"wrote {out} (networks: {', '.join(sorted(nets))}; loaded from {ckpt})")
     if meta["freshly_initialised"]:

@@ -32,8 +32,11 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
         f"build_gan.encoder = {'@VAEEncoder' if cfg.use_vae else 'None'}",
     ]
     gkw = dict(cfg.generator_kwargs)
-    for key, binding in (("norm_param_free", "SPADE.param_free"), ("norm_kernel_size", "SPADE.kernel_size"),
-                         ("spectral", "SPADEResBlock.spectral")):
+    for key, binding in (
+        ("norm_param_free", "SPADE.param_free"),
+        ("norm_kernel_size", "SPADE.kernel_size"),
+        ("spectral", "SPADEResBlock.spectral"),
+    ):
         if key in gkw:
             lines.append(f"{binding} = {_gin_value(gkw.pop(key))}")
     for k, v in gkw.items():
@@ -47,7 +50,10 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
 
 
 def write_run_dir(out: str | Path, nets: dict[str, nn.Module], config_gin: str, meta: dict) -> Path:
-    """`out/config.gin`, `out/networks/{G,D,E}.safetensors`, `out/convert.json`; written to a temp dir then renamed."""
+    """Write `out/config.gin`, `out/networks/{G,D,E}.safetensors` and `out/convert.json` atomically.
+
+    Everything goes to a temporary sibling folder first, renamed into place when complete.
+    """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out directory")

@@ -28,32 +28,109 @@ REPOS = ("spade", "ccfpse")
 # Defaults the official dataset classes set through `modify_commandline_options` (reference §1.11).
 # Explicit flags override them, as in the official parsers.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "coco": dict(label_nc=182, contain_dontcare_label=True, no_instance=False, crop_size=256, load_size=286,
-                 aspect_ratio=1.0, preprocess_mode="resize_and_crop"),
-    "ade20k": dict(label_nc=150, contain_dontcare_label=True, no_instance=True, crop_size=256, load_size=286,
-                   aspect_ratio=1.0, preprocess_mode="resize_and_crop"),
-    "cityscapes": dict(label_nc=35, contain_dontcare_label=False, no_instance=False, crop_size=512,
-                       load_size=512, aspect_ratio=2.0, preprocess_mode="fixed",
-                       num_upsampling_layers="more"),
-    "custom": dict(label_nc=13, contain_dontcare_label=False, no_instance=False, crop_size=256, load_size=286,
-                   aspect_ratio=1.0, preprocess_mode="resize_and_crop"),
-    "facades": dict(label_nc=13, contain_dontcare_label=False, no_instance=True, crop_size=256, load_size=286,
-                    aspect_ratio=1.0, preprocess_mode="resize_and_crop"),
+    "coco": dict(
+        label_nc=182,
+        contain_dontcare_label=True,
+        no_instance=False,
+        crop_size=256,
+        load_size=286,
+        aspect_ratio=1.0,
+        preprocess_mode="resize_and_crop",
+    ),
+    "ade20k": dict(
+        label_nc=150,
+        contain_dontcare_label=True,
+        no_instance=True,
+        crop_size=256,
+        load_size=286,
+        aspect_ratio=1.0,
+        preprocess_mode="resize_and_crop",
+    ),
+    "cityscapes": dict(
+        label_nc=35,
+        contain_dontcare_label=False,
+        no_instance=False,
+        crop_size=512,
+        load_size=512,
+        aspect_ratio=2.0,
+        preprocess_mode="fixed",
+        num_upsampling_layers="more",
+    ),
+    "custom": dict(
+        label_nc=13,
+        contain_dontcare_label=False,
+        no_instance=False,
+        crop_size=256,
+        load_size=286,
+        aspect_ratio=1.0,
+        preprocess_mode="resize_and_crop",
+    ),
+    "facades": dict(
+        label_nc=13,
+        contain_dontcare_label=False,
+        no_instance=True,
+        crop_size=256,
+        load_size=286,
+        aspect_ratio=1.0,
+        preprocess_mode="resize_and_crop",
+    ),
 }
 
 # Flags that do not change any network; accepted silently.
 _NON_ARCH_FLAGS = (
-    "--name", "--gpu_ids", "--checkpoints_dir", "--model", "--phase", "--batchSize", "--dataroot",
-    "--label_dir", "--image_dir", "--instance_dir", "--which_epoch", "--nThreads", "--results_dir",
-    "--how_many", "--display_winsize", "--max_dataset_size", "--dist_url", "--ngpus_per_node", "--niter",
-    "--niter_decay", "--lr", "--beta1", "--beta2", "--lambda_feat", "--lambda_vgg", "--lambda_kld",
-    "--gan_mode", "--init_type", "--init_variance", "--output_nc", "--nef", "--save_epoch_freq",
-    "--save_latest_freq", "--print_freq", "--display_freq", "--load_from_opt_file",
+    "--name",
+    "--gpu_ids",
+    "--checkpoints_dir",
+    "--model",
+    "--phase",
+    "--batchSize",
+    "--dataroot",
+    "--label_dir",
+    "--image_dir",
+    "--instance_dir",
+    "--which_epoch",
+    "--nThreads",
+    "--results_dir",
+    "--how_many",
+    "--display_winsize",
+    "--max_dataset_size",
+    "--dist_url",
+    "--ngpus_per_node",
+    "--niter",
+    "--niter_decay",
+    "--lr",
+    "--beta1",
+    "--beta2",
+    "--lambda_feat",
+    "--lambda_vgg",
+    "--lambda_kld",
+    "--gan_mode",
+    "--init_type",
+    "--init_variance",
+    "--output_nc",
+    "--nef",
+    "--save_epoch_freq",
+    "--save_latest_freq",
+    "--print_freq",
+    "--display_freq",
+    "--load_from_opt_file",
 )
 _NON_ARCH_SWITCHES = (
-    "--serial_batches", "--no_flip", "--no_pairing_check", "--isTrain", "--continue_train", "--no_TTUR",
-    "--no_ganFeat_loss", "--no_vgg_loss", "--mpdist", "--coco_no_portraits", "--tf_log", "--debug",
-    "--cache_filelist_read", "--cache_filelist_write", "--no_html",
+    "--serial_batches",
+    "--no_flip",
+    "--no_pairing_check",
+    "--isTrain",
+    "--continue_train",
+    "--no_TTUR",
+    "--no_ganFeat_loss",
+    "--no_vgg_loss",
+    "--mpdist",
+    "--coco_no_portraits",
+    "--tf_log",
+    "--debug",
+    "--cache_filelist_read",
+    "--cache_filelist_write",
+    "--no_html",
 )
 
 
@@ -72,7 +149,10 @@ class OfficialConfig:
 
 
 def _norm_string(text: str, what: str) -> tuple[bool, str, int]:
-    """'spectralspadesyncbatch3x3' -> (spectral, 'syncbatch', 3); 'spectralinstance' -> (True, 'instance', 0)."""
+    """Official norm string -> (spectral, param-free norm, kernel size).
+
+    'spectralspadesyncbatch3x3' -> (True, 'syncbatch', 3); 'spectralinstance' -> (True, 'instance', 0).
+    """
     spectral = text.startswith("spectral")
     rest = text[len("spectral") :] if spectral else text
     m = re.fullmatch(r"spade(\D+)(\d+)x\d+", rest)
@@ -80,7 +160,9 @@ def _norm_string(text: str, what: str) -> tuple[bool, str, int]:
         return spectral, m.group(1), int(m.group(2))
     if rest in ("instance", "batch", "syncbatch", "sync_batch", "none", ""):
         return spectral, rest.replace("sync_batch", "syncbatch") or "none", 0
-    raise ValueError(f"cannot read {what} {text!r}; expected e.g. 'spectralspadesyncbatch3x3' or 'spectralinstance'")
+    raise ValueError(
+        f"cannot read {what} {text!r}; expected e.g. 'spectralspadesyncbatch3x3' or 'spectralinstance'"
+    )
 
 
 def parse_official_flags(repo: str, flags: str | Sequence[str]) -> OfficialConfig:
@@ -103,41 +185,72 @@ def parse_official_flags(repo: str, flags: str | Sequence[str]) -> OfficialConfi
         p.add_argument(name, action="store_true")
     args, unknown = p.parse_known_args(argv)
     if unknown:
-        warnings.warn(f"ignoring official flags that condgen does not know: {' '.join(unknown)}", stacklevel=2)
+        warnings.warn(
+            f"ignoring official flags that condgen does not know: {' '.join(unknown)}", stacklevel=2
+        )
 
     mode = args.dataset_mode
     if mode not in DATASET_DEFAULTS:
         raise ValueError(
-            f"--dataset_mode {mode!r} is not an official dataset mode; choose one of {', '.join(DATASET_DEFAULTS)}"
+            f"--dataset_mode {mode!r} is not an official dataset mode; "
+            f"choose one of {', '.join(DATASET_DEFAULTS)}"
         )
     o = dict(DATASET_DEFAULTS[mode])
     o.setdefault("num_upsampling_layers", "normal")
     for k, v in vars(args).items():
-        if v is not None and k in ("label_nc", "crop_size", "load_size", "aspect_ratio", "contain_dontcare_label",
-                                   "no_instance", "num_upsampling_layers", "preprocess_mode"):
+        if v is not None and k in (
+            "label_nc",
+            "crop_size",
+            "load_size",
+            "aspect_ratio",
+            "contain_dontcare_label",
+            "no_instance",
+            "num_upsampling_layers",
+            "preprocess_mode",
+        ):
             o[k] = v
     ngf, ndf = args.ngf or 64, args.ndf or 64
     z_dim, use_vae = args.z_dim or 256, bool(args.use_vae)
-    spec = DataSpec(label_nc=o["label_nc"], contain_dontcare_label=bool(o["contain_dontcare_label"]),
-                    instance_edges=not o["no_instance"], crop_size=o["crop_size"], aspect_ratio=o["aspect_ratio"])
+    spec = DataSpec(
+        label_nc=o["label_nc"],
+        contain_dontcare_label=bool(o["contain_dontcare_label"]),
+        instance_edges=not o["no_instance"],
+        crop_size=o["crop_size"],
+        aspect_ratio=o["aspect_ratio"],
+    )
 
     netG = (args.netG or ("condconv" if repo == "ccfpse" else "spade")).lower()
-    common = dict(crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio, ngf=ngf, z_dim=z_dim, use_vae=use_vae)
+    common = dict(
+        crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio, ngf=ngf, z_dim=z_dim, use_vae=use_vae
+    )
     if netG == "spade":
         spectral, param_free, k = _norm_string(args.norm_G or "spectralspadesyncbatch3x3", "--norm_G")
-        gen, gkw = "SPADEGenerator", dict(common, num_upsampling_layers=o["num_upsampling_layers"],
-                                          norm_param_free=param_free, norm_kernel_size=k, spectral=spectral)
+        gen, gkw = (
+            "SPADEGenerator",
+            dict(
+                common,
+                num_upsampling_layers=o["num_upsampling_layers"],
+                norm_param_free=param_free,
+                norm_kernel_size=k,
+                spectral=spectral,
+            ),
+        )
     elif netG in ("condconv", "dyconvcontext4coco", "dyconvcontext4"):
         # The official CC-FPSE has no num_upsampling_layers option: 'more' iff cityscapes (reference §2.1).
-        gen, gkw = "CCFPSEGenerator", dict(common, num_upsampling_layers="more" if mode == "cityscapes" else "normal")
+        gen, gkw = (
+            "CCFPSEGenerator",
+            dict(common, num_upsampling_layers="more" if mode == "cityscapes" else "normal"),
+        )
     else:
         raise ValueError(f"--netG {netG!r} is not supported; condgen converts 'spade' and 'condconv'")
 
     netD = (args.netD or ("fpse" if repo == "ccfpse" else "multiscale")).lower()
     d_spectral, d_norm, _ = _norm_string(args.norm_D or "spectralinstance", "--norm_D")
     if netD == "multiscale":
-        disc, dkw = "MultiscalePatchDiscriminator", dict(ndf=ndf, num_D=args.num_D or 2,
-                                                         n_layers=args.n_layers_D or 4)
+        disc, dkw = (
+            "MultiscalePatchDiscriminator",
+            dict(ndf=ndf, num_D=args.num_D or 2, n_layers=args.n_layers_D or 4),
+        )
     elif netD == "fpse":
         disc, dkw = "FPSEDiscriminator", dict(ndf=ndf)
     else:
@@ -146,10 +259,22 @@ def parse_official_flags(repo: str, flags: str | Sequence[str]) -> OfficialConfi
         raise ValueError(f"--norm_D {args.norm_D!r}: only the official 'spectralinstance' is supported")
     if args.norm_E and _norm_string(args.norm_E, "--norm_E")[:2] != (True, "instance"):
         raise ValueError(f"--norm_E {args.norm_E!r}: only the official 'spectralinstance' is supported")
-    return OfficialConfig(repo=repo, spec=spec, generator=gen, generator_kwargs=gkw, discriminator=disc,
-                          discriminator_kwargs=dkw, use_vae=use_vae,
-                          encoder_kwargs=dict(ngf=ngf, z_dim=z_dim, crop_size=spec.crop_size,
-                                              aspect_ratio=spec.aspect_ratio))
+    return OfficialConfig(
+        repo=repo,
+        spec=spec,
+        generator=gen,
+        generator_kwargs=gkw,
+        discriminator=disc,
+        discriminator_kwargs=dkw,
+        use_vae=use_vae,
+        encoder_kwargs=dict(
+            ngf=ngf,
+            z_dim=z_dim,
+            crop_size=spec.crop_size,
+            official_resize=True,
+            aspect_ratio=spec.aspect_ratio,
+        ),
+    )
 
 
 def _generator_args(cfg: OfficialConfig) -> tuple[type[nn.Module], dict[str, Any]]:
@@ -207,7 +332,8 @@ def load_official(
     Args:
         repo: 'spade' (NVlabs/SPADE) or 'ccfpse' (xh-liu/CC-FPSE).
         flags: the official command line, a string or an argv list.
-        G, D, E: a state dict, a path to `*_net_{G,D,E}.pth`, or None (that network stays freshly initialised).
+        G, D, E: a state dict, a path to `*_net_{G,D,E}.pth`, or None (then that network stays freshly
+            initialised).
             E exists only with `--use_vae`.
     Returns:
         `{'G': ..., 'D': ..., 'E': ...}` (E only with `--use_vae`), in eval mode.

@@ -56,6 +56,14 @@ def latent_size(crop_size: int, aspect_ratio: float, num_upsampling_layers: str)
             f"num_upsampling_layers={num_upsampling_layers!r} ({num_up} x2 upsamplings): the latent "
             f"would be {sh}x{sw}; use crop_size >= {2**num_up * max(1, round(aspect_ratio))}"
         )
+    want, out = (round(crop_size / aspect_ratio), crop_size), (sh * 2**num_up, sw * 2**num_up)
+    if out != want:
+        # The official code builds this generator too, and then fails at the losses with a shape mismatch.
+        raise ValueError(
+            f"crop_size={crop_size}, aspect_ratio={aspect_ratio} ask for {want[0]}x{want[1]} images, but "
+            f"num_upsampling_layers={num_upsampling_layers!r} ({num_up} x2 upsamplings) can only make "
+            f"{out[0]}x{out[1]}; both sides must be multiples of {2**num_up}"
+        )
     return sh, sw
 
 
@@ -73,7 +81,7 @@ class Generator(nn.Module):
             the official `--use_vae`; False: `fc` convolves the nearest-downsampled label map.
         num_upsampling_layers: 'normal' | 'more' (Cityscapes) | 'most'.
         block: residual block class, called as `block(in_ch, out_ch, cond_nc)`.
-        condition: condition source class, called as `condition(semantic_nc, num_levels=...)`.
+        condition: condition source class, called as `condition(semantic_nc, num_levels=..., ngf=ngf)`.
     """
 
     def __init__(
@@ -97,7 +105,7 @@ class Generator(nn.Module):
         self.semantic_nc, self.z_dim, self.use_vae = semantic_nc, z_dim, use_vae
         self.schedule = block_schedule(num_upsampling_layers)
         self.sh, self.sw = latent_size(crop_size, aspect_ratio, num_upsampling_layers)
-        self.condition = condition(semantic_nc, num_levels=NUM_UP[num_upsampling_layers] + 1)
+        self.condition = condition(semantic_nc, num_levels=NUM_UP[num_upsampling_layers] + 1, ngf=ngf)
         top = 16 * ngf
         if use_vae:
             self.fc = nn.Linear(z_dim, top * self.sh * self.sw)

@@ -37,8 +37,10 @@ def test_register_is_gin_configurable_under_class_name():
 
     gin.parse_config("_TestNormForRegistry.scale = 3.0")
     assert _TestNormForRegistry(2).scale == 3.0
-    assert get("_TestNormForRegistry", "norm").arguments() == [("norm_nc", registry.inspect.Parameter.empty),
-                                                              ("scale", 1.0)]
+    assert get("_TestNormForRegistry", "norm").arguments() == [
+        ("norm_nc", registry.inspect.Parameter.empty),
+        ("scale", 1.0),
+    ]
 
 
 def test_name_clash_across_modules_is_an_error():
@@ -55,10 +57,16 @@ def test_unknown_kind():
 
 
 def test_blocks_cli_prints_catalogue():
-    out = subprocess.run([sys.executable, "-m", "condgen", "blocks"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "condgen", "blocks"], capture_output=True, text=True, check=True
+    )
     for kind in ("[norm]", "[generator]", "[condition]"):
         assert kind in out.stdout
     assert "SPADE(norm_nc, label_nc, hidden=128, kernel_size=3, param_free='syncbatch')" in out.stdout
-    one = subprocess.run([sys.executable, "-m", "condgen", "blocks", "norm", "SPA*"], capture_output=True,
-                         text=True, check=True)
+    one = subprocess.run(
+        [sys.executable, "-m", "condgen", "blocks", "norm", "SPA*"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "[generator]" not in one.stdout and "SPADE(" in one.stdout

@@ -1,0 +1,247 @@
+"""Command line -> gin configuration -> `condgen.train.train`; every config error surfaces before any work.
+
+Parse order (later wins): the run's saved `config.gin` when resuming, then each `--gin FILE`, then each
+`--gin_bindings 'X.y = z'`. The repo's `gin/` folder is on gin's search path, so `include 'base/train.gin'`
+works from any directory. Unknown configurables or parameters fail with the available names of that kind
+and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error.
+Used by `experiments/run.py` and `python -m condgen train` (`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import inspect
+import logging
+import pkgutil
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import gin
+
+GIN_DIR = Path(__file__).resolve().parents[2] / "gin"
+# Configurables whose bindings fix the networks' shapes: they must not change when resuming.
+ARCHITECTURE_KINDS = ("norm", "condition", "block", "generator", "discriminator", "encoder")
+
+
+class ConfigError(Exception):
+    """A bad flag, gin file or binding; the message says what to change."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The training flags, for `experiments/run.py` and the `condgen train` subcommand."""
+    parser.add_argument("--gin", action="extend", nargs="+", default=[], metavar="FILE",
+                        help="gin file, repeatable; later files override earlier ones. Relative paths are "
+                             f"tried from the current directory, then from {GIN_DIR}")
+    parser.add_argument("--gin_bindings", action="extend", nargs="+", default=[], metavar="BINDING",
+                        help="a binding such as 'train.batch_size = 4', repeatable; applied after the files")
+    parser.add_argument("--run_dir", type=Path, default=None,
+                        help="run directory (default: runs/<name of the last --gin file>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the latest checkpoint in --run_dir (reads its config.gin first)")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(argparse.ArgumentParser(
+        prog="experiments/run.py",
+        description="Train a condgen GAN from gin files (also: accelerate launch experiments/run.py ...).",
+    ))
+
+
+def import_configurables() -> None:
+    """Import every module that defines configurables; gin can only bind what is registered."""
+    import condgen.data
+
+    for module in pkgutil.iter_modules(condgen.data.__path__, "condgen.data."):  # every dataset file
+        importlib.import_module(module.name)
+    from condgen.registry import _import_builtin_blocks
+
+    _import_builtin_blocks()
+    import condgen.train.build  # noqa: F401
+    import condgen.train.loop  # noqa: F401
+
+
+def resolve_gin_file(name: str | Path) -> Path:
+    """A `--gin` argument as an existing file: as given, else relative to the repo's `gin/` folder."""
+    path = Path(name).expanduser()
+    candidates = [path, GIN_DIR / path]
+    if path.parts[:1] == ("gin",):  # `--gin gin/x.gin` from outside the repo
+        candidates.append(GIN_DIR.joinpath(*path.parts[1:]))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    available = sorted(str(p.relative_to(GIN_DIR)) for p in GIN_DIR.rglob("*.gin"))
+    close = difflib.get_close_matches(path.name, [Path(a).name for a in available], n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(
+        f"gin file {str(name)!r} not found (looked in {Path.cwd()} and {GIN_DIR}).{hint} "
+        f"Available: {', '.join(available) or '(none)'}"
+    )
+
+
+def default_run_dir(gin_files: list[str | Path]) -> Path:
+    """runs/<stem of the last gin file>: the same command finds the same run again (for --resume)."""
+    return Path("runs") / (Path(gin_files[-1]).stem if gin_files else "run")
+
+
+def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Path | None = None) -> None:
+    """Parse (saved config,) files, then bindings into gin's global config, with readable errors."""
+    import_configurables()
+    if str(GIN_DIR) not in gin.config._LOCATION_PREFIXES:
+        gin.add_config_file_search_path(str(GIN_DIR))
+    resolved = [resolve_gin_file(f) for f in files]
+    before: dict[str, str] = {}
+    if saved_config is not None:
+        _parse([saved_config], [])
+        before = _architecture_bindings()
+    _parse([*([saved_config] if saved_config else []), *resolved], bindings)
+    if saved_config is not None:
+        after = _architecture_bindings()
+        changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+        if changed:
+            diff = "; ".join(
+                f"{k} = {before.get(k, 'unset')} saved, {after.get(k, 'unset')} now" for k in changed
+            )
+            raise ConfigError(
+                f"--resume: architecture bindings differ from the checkpoint's {saved_config} ({diff}). "
+                "A run's networks cannot change; drop these bindings, or start a new --run_dir"
+            )
+
+
+def _parse(files: list[Path], bindings: list[str]) -> None:
+    gin.clear_config()
+    # gin logs an ERROR for every search-path prefix an include is not found under, even when a later
+    # prefix finds it; a file that is really missing still raises below.
+    logging.disable(logging.ERROR)
+    try:
+        gin.parse_config_files_and_bindings([str(f) for f in files], bindings, finalize_config=False)
+    except ValueError as e:
+        raise ConfigError(_explain(str(e))) from None
+    except OSError as e:
+        raise ConfigError(f"{e}\n(include paths are relative to {GIN_DIR} or absolute)") from None
+    except Exception as e:  # gin's parser: SyntaxError, tokenize errors, failed `import` statements
+        raise ConfigError(f"cannot parse the gin configuration: {type(e).__name__}: {e}") from None
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _all_configurables() -> dict[str, Any]:
+    """gin name -> function or class, for every registered configurable (condgen's and gin's own)."""
+    out = {}
+    for selector, configurable in gin.config._REGISTRY.items():  # no public API lists them (gin 0.5)
+        out[selector.split(".")[-1]] = configurable.wrapped
+    return out
+
+
+def _denylists() -> dict[str, tuple[str, ...]]:
+    """Parameters gin may not bind (`train`'s run_dir and resume come from flags)."""
+    return {sel.split(".")[-1]: tuple(c.denylist or ()) for sel, c in gin.config._REGISTRY.items()}
+
+
+def _kind_of(name: str) -> str | None:
+    from condgen.registry import _ALL
+
+    entry = _ALL.get(name)
+    return entry.kind if entry else None
+
+
+def _explain(message: str) -> str:
+    """gin's ValueError -> the same facts plus the names one could have meant."""
+    from condgen.registry import names
+
+    location = message.split("\n", 1)[1].strip() if "\n" in message else ""
+    where = f" ({' '.join(location.split())})" if location else ""
+    known = _all_configurables()
+    m = re.match(r"No configurable matching (?:reference )?'@?([^']+)'", message)
+    if m:
+        name = m.group(1).split("/")[-1].removesuffix("()")
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+        kind = _kind_of(close[0]) if close else None
+        if kind:
+            pool = f"registered {kind}s: {', '.join(names(kind))}"
+        else:
+            pool = f"configurables: {', '.join(sorted(known))}"
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"unknown configurable {name!r}{where}.{hint} Available {pool}"
+    m = re.match(r"Configurable '([^']+)' doesn't have a parameter named '([^']+)'", message)
+    if m:
+        selector, param = m.groups()
+        target = known.get(selector.split(".")[-1])
+        params = _parameters(target) if target is not None else []
+        denied = _denylists().get(selector.split(".")[-1], ())
+        params = [p for p in params if p not in denied]
+        close = difflib.get_close_matches(param, params, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        return f"{selector} has no parameter {param!r}{where}.{hint} Its parameters: {', '.join(params)}"
+    return message
+
+
+def _parameters(fn_or_cls: Any) -> list[str]:
+    target = fn_or_cls.__init__ if inspect.isclass(fn_or_cls) else fn_or_cls
+    params = inspect.signature(inspect.unwrap(target)).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _architecture_bindings() -> dict[str, str]:
+    """'scope/Name.param' -> repr(value) for the bindings of network classes and `build_gan`."""
+    out = {}
+    for (scope, selector), params in gin.config._CONFIG.items():
+        name = selector.split(".")[-1]
+        if name != "build_gan" and _kind_of(name) not in ARCHITECTURE_KINDS:
+            continue
+        for param, value in params.items():
+            out[f"{scope + '/' if scope else ''}{name}.{param}"] = _resolved_repr(value)
+    return out
+
+
+def _resolved_repr(value: Any) -> str:
+    """repr of a bound value, with macros (`%NGF`) replaced by what they stand for."""
+    text = repr(value)
+    for _ in range(16):  # macros may name macros
+        if not text.startswith("%"):
+            break
+        try:
+            text = repr(gin.query_parameter(text))
+        except ValueError:
+            break
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags and gin, then train. Exit codes: 0 done, 2 configuration error (nothing was run)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run_dir, resume = prepare(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from condgen.train.loop import train
+
+    train(run_dir, resume=resume)
+    return 0
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
+    """Validate flags and parse gin (saved config first when resuming); returns (run_dir, resume)."""
+    from condgen.train.state import CONFIG_FILE, latest_checkpoint
+
+    if args.run_dir is None and not args.gin:
+        raise ConfigError("give a --gin FILE (e.g. --gin gin/quickstart.gin), or --run_dir DIR --resume")
+    run_dir = args.run_dir if args.run_dir is not None else default_run_dir(args.gin)
+    saved = None
+    if args.resume:
+        ckpt = latest_checkpoint(run_dir)
+        for candidate in ([ckpt / CONFIG_FILE] if ckpt else []) + [run_dir / CONFIG_FILE]:
+            if candidate.is_file():
+                saved = candidate
+                break
+        if saved is None and not args.gin:
+            raise ConfigError(f"--resume: {run_dir} has no checkpoint or config.gin; give the --gin files")
+    elif not args.gin:
+        raise ConfigError(f"no --gin file given for the new run in {run_dir} (add --resume to continue it)")
+    parse_gin(args.gin, args.gin_bindings, saved_config=saved)
+    return run_dir, args.resume

@@ -1,0 +1,109 @@
+"""`build_gan`: the networks of one experiment, built from a dataset's `DataSpec` and gin-bound classes.
+
+Gin binds classes (`build_gan.generator = @SPADEGenerator`, never `@SPADEGenerator()`); shapes come from the
+spec, so one architecture file serves every dataset. Also here: the SyncBatchNorm policy. Parameters that a
+network never uses must be frozen (`requires_grad=False`, as the CC-FPSE blocks do for their official but
+unused norms): DistributedDataParallel runs without `find_unused_parameters`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gin
+from torch import nn
+
+from condgen.blocks.norm import SyncableBatchNorm2d
+from condgen.data.spec import DataSpec
+
+
+@dataclass
+class GAN:
+    """The networks of one run. `E` is the VAE style encoder, present iff `G.use_vae`."""
+
+    G: nn.Module
+    D: nn.Module
+    E: nn.Module | None = None
+
+    @property
+    def use_vae(self) -> bool:
+        return self.E is not None
+
+    def named(self) -> dict[str, nn.Module]:
+        """The networks by checkpoint name, in the order they are prepared and saved (G, D, then E)."""
+        return {name: net for name, net in (("G", self.G), ("D", self.D), ("E", self.E)) if net is not None}
+
+
+@gin.configurable
+def build_gan(
+    spec: DataSpec,
+    generator: type[nn.Module] = gin.REQUIRED,
+    discriminator: type[nn.Module] = gin.REQUIRED,
+    encoder: type[nn.Module] | None = None,
+) -> GAN:
+    """Build G, D (and E) for `spec`; architecture options come from their own gin bindings.
+
+    Args:
+        spec: the dataset's shapes: `semantic_nc` label channels, `crop_size`, `aspect_ratio`.
+        generator: a generator class, called as `generator(semantic_nc, crop_size=, aspect_ratio=)`.
+        discriminator: called as `discriminator(semantic_nc)`; it sees the image and the label map.
+        encoder: the VAE style encoder class (`@VAEEncoder`); required iff the generator has `use_vae`.
+    """
+    for name, value in (("generator", generator), ("discriminator", discriminator)):
+        if value is gin.REQUIRED or value is None:
+            raise ValueError(f"build_gan.{name} is not bound; bind `build_gan.{name} = @SomeClass` in gin")
+        if not isinstance(value, type):
+            raise TypeError(
+                f"build_gan.{name} must be a class (bind `@{type(value).__name__}`, not "
+                f"`@{type(value).__name__}()`), got an instance"
+            )
+    G = generator(spec.semantic_nc, crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio)
+    D = discriminator(spec.semantic_nc)
+    use_vae = bool(getattr(G, "use_vae", False))
+    if use_vae and encoder is None:
+        raise ValueError(
+            f"{type(G).__name__}.use_vae = True but build_gan.encoder is not bound; "
+            "add `build_gan.encoder = @VAEEncoder` (or set use_vae = False)"
+        )
+    if encoder is not None and not use_vae:
+        raise ValueError(
+            f"build_gan.encoder = @{encoder.__name__} but {type(G).__name__}.use_vae is False; "
+            f"set `{type(G).__name__}.use_vae = True` or unbind the encoder"
+        )
+    E = None
+    if use_vae:
+        E = encoder(crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio)
+        z_g, z_e = getattr(G, "z_dim", None), getattr(E, "z_dim", None)
+        if z_e is None:  # encoders expose z_dim through their heads
+            z_e = getattr(getattr(E, "fc_mu", None), "out_features", None)
+        if z_g is not None and z_e is not None and z_g != z_e:
+            raise ValueError(
+                f"the encoder outputs z_dim={z_e} but {type(G).__name__}.z_dim = {z_g}; bind both the same"
+            )
+    return GAN(G, D, E)
+
+
+def convert_sync_batchnorm(module: nn.Module, *, device_type: str, num_processes: int) -> nn.Module:
+    """Turn the `syncbatch` norms (`SyncableBatchNorm2d`) into `nn.SyncBatchNorm`, on CUDA with > 1 process.
+
+    SyncBatchNorm has no CPU kernel and needs a process group, so elsewhere they stay per-process
+    BatchNorm2d (then BN statistics are those of each process's batch). Plain 'batch' norms are left alone.
+    Parameters are reused, not copied, so optimisers built before or after stay valid; state is preserved.
+    """
+    if device_type != "cuda" or num_processes <= 1:
+        return module
+    if isinstance(module, SyncableBatchNorm2d):
+        sync = nn.SyncBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
+        if module.affine:
+            sync.weight, sync.bias = module.weight, module.bias
+        sync.running_mean, sync.running_var = module.running_mean, module.running_var
+        sync.num_batches_tracked = module.num_batches_tracked
+        sync.train(module.training)
+        return sync
+    for name, child in module.named_children():
+        new = convert_sync_batchnorm(child, device_type=device_type, num_processes=num_processes)
+        if new is not child:
+            setattr(module, name, new)
+    return module

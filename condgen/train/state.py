@@ -1,0 +1,221 @@
+"""Checkpoints: atomic save, keep-last-K, resume, and loading a trained generator safely.
+
+Layout of one checkpoint `run_dir/step_<N>/` (written as `.step_<N>.tmp/`, then renamed):
+  model.safetensors, model_1..  the networks in `state.json["models"]` order (G, D, E), unwrapped keys
+  optimizer.bin, optimizer_1.bin  Adam states of G (+E) and D;  scaler.pt with fp16
+  random_states_<rank>.pkl      python / numpy / torch RNG of every process (Accelerate's `save_state`)
+  ema.safetensors               the EMA generator, when training keeps one
+  config.gin                    the operative gin config of the run
+  state.json                    step, epoch, batch layout; written last
+`run_dir/latest` names the newest complete checkpoint; it is replaced atomically after the rename. Everything
+is read back with safetensors or `torch.load(weights_only=True)`; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+STATE_FILE = "state.json"
+CONFIG_FILE = "config.gin"
+LATEST_FILE = "latest"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run (those with `state.json`), oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for p in run_dir.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and (p / STATE_FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint `latest` names, else the newest complete one, else None."""
+    run_dir = Path(run_dir)
+    pointer = run_dir / LATEST_FILE
+    if pointer.is_file():
+        candidate = run_dir / pointer.read_text().strip()
+        if (candidate / STATE_FILE).is_file():
+            return candidate
+    complete = checkpoint_dirs(run_dir)
+    return complete[-1] if complete else None
+
+
+def read_state(ckpt: str | Path) -> dict[str, Any]:
+    return json.loads((Path(ckpt) / STATE_FILE).read_text())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def install_portable_hooks(accelerator: Any) -> None:
+    """Save and load unwrapped (no `module.`) keys, so checkpoints move between 1 and N processes."""
+
+    def strip_prefix(models: list, weights: list, output_dir: str) -> None:
+        for i, sd in enumerate(weights):
+            weights[i] = {k.removeprefix("module."): v for k, v in sd.items()}
+
+    def unwrap(models: list, input_dir: str) -> None:
+        for i, m in enumerate(models):
+            models[i] = accelerator.unwrap_model(m)
+
+    accelerator.register_save_state_pre_hook(strip_prefix)
+    accelerator.register_load_state_pre_hook(unwrap)
+
+
+def save_checkpoint(
+    accelerator: Any,
+    run_dir: str | Path,
+    state: dict[str, Any],
+    *,
+    config: str,
+    keep_last: int | None = None,
+    extra: dict[str, nn.Module] | None = None,
+) -> Path:
+    """Write `run_dir/step_<state['step']>` atomically; call on every process (each saves its RNG).
+
+    Args:
+        state: JSON-able facts about the run (must hold `step`); written last, it marks completeness.
+        config: the operative gin config text.
+        keep_last: delete all but the newest `keep_last` complete checkpoints (None keeps all).
+        extra: modules outside Accelerate's state (the EMA generator), saved as `<name>.safetensors`.
+    """
+    run_dir = Path(run_dir)
+    step = int(state["step"])
+    final, tmp = run_dir / f"step_{step}", run_dir / f".step_{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt at this step
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()  # every process has written its RNG state into tmp
+    if accelerator.is_main_process:
+        for name, module in (extra or {}).items():
+            save_file(_contiguous(module.state_dict()), str(tmp / f"{name}.safetensors"))
+        (tmp / CONFIG_FILE).write_text(config)
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+        if final.exists():  # re-saving a step: move the old copy aside, never leave no copy
+            old = run_dir / f".step_{step}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)  # a kill before this line leaves only a .tmp, which nothing reads
+        _write_atomic(run_dir / LATEST_FILE, final.name + "\n")
+        prune_checkpoints(run_dir, keep_last)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+
+
+def prune_checkpoints(run_dir: str | Path, keep_last: int | None) -> None:
+    """Delete all but the newest `keep_last` complete checkpoints, and leftover temporary folders."""
+    run_dir = Path(run_dir)
+    latest = latest_checkpoint(run_dir)
+    for p in run_dir.glob(".step_*.tmp"):
+        shutil.rmtree(p, ignore_errors=True)
+    if keep_last is None:
+        return
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1 (or None to keep all), got {keep_last}")
+    for p in checkpoint_dirs(run_dir)[:-keep_last]:
+        if p != latest:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def load_checkpoint(accelerator: Any, ckpt: str | Path, *, extra: dict[str, nn.Module] | None = None) -> dict:
+    """Restore models, optimisers, scaler and this process's RNG from `ckpt`; returns its `state.json`.
+
+    Accelerate skips a missing or unreadable RNG file silently; here the restored RNG is checked against
+    the file, so a resumed run either continues the exact random stream or says why it cannot.
+    """
+    from accelerate.utils import load as safe_load  # torch.load(weights_only=True) + numpy RNG globals
+
+    ckpt = Path(ckpt)
+    accelerator.load_state(str(ckpt))
+    for name, module in (extra or {}).items():
+        path = ckpt / f"{name}.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: the checkpoint was saved without '{name}'")
+        module.load_state_dict(load_file(str(path), device=str(next(module.parameters()).device)))
+    rng_file = ckpt / f"random_states_{accelerator.process_index}.pkl"
+    if rng_file.is_file():
+        saved = safe_load(rng_file)
+        if not torch.equal(saved["torch_manual_seed"], torch.get_rng_state()):
+            raise RuntimeError(f"the RNG state in {rng_file} could not be restored; the run would diverge")
+    return read_state(ckpt)
+
+
+def load_weights(ckpt: str | Path, name: str = "G") -> dict[str, torch.Tensor]:
+    """One network's state dict from a checkpoint: name 'G', 'D', 'E' or 'ema' (the EMA generator)."""
+    ckpt = Path(ckpt)
+    if (ckpt / LATEST_FILE).is_file() or not (ckpt / STATE_FILE).is_file():
+        found = latest_checkpoint(ckpt)
+        if found is None:
+            raise FileNotFoundError(f"{ckpt} is neither a checkpoint nor a run directory with checkpoints")
+        ckpt = found
+    if name == "ema":
+        path = ckpt / "ema.safetensors"
+    else:
+        files = read_state(ckpt)["models"]
+        if name not in files:
+            raise KeyError(f"{ckpt} holds networks {', '.join(files)}; there is no {name!r}")
+        path = ckpt / files[name]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (was the run trained with ema_decay set?)")
+    return load_file(str(path))
+
+
+def load_networks(ckpt: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, Any]:
+    """Rebuild a run's networks from a checkpoint (its config.gin + state.json spec) and load the weights.
+
+    For evaluation and synthesis: `gan, spec = load_networks("runs/quickstart")` (a run directory means its
+    latest checkpoint). `ema=True` loads the EMA generator's weights into `gan.G`. Replaces gin's global
+    configuration with the checkpoint's. Networks come back in eval mode.
+    """
+    import gin
+
+    from condgen.data.spec import DataSpec
+    from condgen.registry import _import_builtin_blocks
+    from condgen.train.build import build_gan
+
+    ckpt = Path(ckpt)
+    if not (ckpt / STATE_FILE).is_file():
+        found = latest_checkpoint(ckpt)
+        if found is None:
+            raise FileNotFoundError(f"{ckpt} is neither a checkpoint nor a run directory with checkpoints")
+        ckpt = found
+    state = read_state(ckpt)
+    if "spec" not in state:
+        raise KeyError(f"{ckpt / STATE_FILE} has no 'spec' (an older condgen saved it); use build_gan")
+    _import_builtin_blocks()
+    gin.clear_config()
+    # dataset bindings may name classes of modules not imported here; nothing else is skipped in practice
+    gin.parse_config_file(str(ckpt / CONFIG_FILE), skip_unknown=True)
+    spec = DataSpec(**state["spec"])
+    gan = build_gan(spec)
+    for name, net in gan.named().items():
+        net.load_state_dict(load_weights(ckpt, "ema" if (name == "G" and ema) else name))
+        net.to(device).eval()
+    return gan, spec

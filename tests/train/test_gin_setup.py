@@ -1,0 +1,124 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import gin
+import pytest
+
+from condgen.cli import gin_setup
+from condgen.cli.gin_setup import ConfigError, main, parse_gin
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = Path(__file__).with_name("tiny.gin")
+
+
+def error_of(capsys, argv):
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def test_includes_resolve_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parse_gin([TINY], ["train.seed = 7"])
+    assert gin.query_parameter("train.seed") == 7
+    assert gin.query_parameter("GANLoss.mode") == "hinge"  # from the included base/train.gin
+    parse_gin(["gin/quickstart.gin"], [])  # repo-relative, although the cwd is elsewhere
+    parse_gin(["quickstart.gin"], [])  # relative to gin/
+
+
+def test_bindings_override_files_and_macros_resolve_late():
+    parse_gin([TINY], ["BATCH_SIZE = 5", "train.max_steps = 9"])
+    assert gin.query_parameter("%BATCH_SIZE") == 5 and gin.query_parameter("train.max_steps") == 9
+
+
+def test_unknown_configurable_lists_that_kind_with_close_matches(capsys, tmp_path):
+    err = error_of(capsys, ["--gin", str(TINY), "--gin_bindings", "SPADEGenerater.ngf = 4",
+                            "--run_dir", str(tmp_path / "run")])
+    assert "unknown configurable 'SPADEGenerater'" in err
+    assert "Did you mean 'SPADEGenerator'" in err and "registered generators:" in err
+    assert "CCFPSEGenerator" in err
+    assert not (tmp_path / "run").exists()  # failed before any work
+
+
+def test_unknown_reference_in_a_binding(capsys):
+    err = error_of(capsys, ["--gin", str(TINY), "--gin_bindings", "build_gan.discriminator = @FPSEDiscrim"])
+    assert "'FPSEDiscrim'" in err and "FPSEDiscriminator" in err and "registered discriminators" in err
+
+
+def test_unknown_parameter_lists_the_parameters(capsys):
+    err = error_of(capsys, ["--gin", str(TINY), "--gin_bindings", "train.lamda_vgg = 1.0"])
+    assert "train has no parameter 'lamda_vgg'" in err and "Did you mean 'lambda_vgg'" in err
+    assert "batch_size" in err
+
+
+def test_missing_gin_file_names_the_path(capsys):
+    err = error_of(capsys, ["--gin", "gin/spade_cocoo.gin"])
+    assert "gin file 'gin/spade_cocoo.gin' not found" in err and "quickstart.gin" in err
+
+
+def test_missing_include_and_syntax_error(tmp_path, capsys):
+    bad = tmp_path / "bad.gin"
+    bad.write_text("include 'base/nope.gin'\n")
+    assert "nope.gin" in error_of(capsys, ["--gin", str(bad)])
+    bad.write_text("train.lr = (1e-4\n")
+    assert "cannot parse" in error_of(capsys, ["--gin", str(bad)])
+
+
+def test_bad_flags_exit_with_usage():
+    out = subprocess.run([sys.executable, str(REPO / "experiments" / "run.py"), "--gin-file", "x.gin"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "unrecognized arguments: --gin-file" in out.stderr
+    out = subprocess.run([sys.executable, str(REPO / "experiments" / "run.py")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--gin" in out.stderr
+
+
+def test_resume_rejects_a_changed_architecture(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    parse_gin([TINY], [])
+    from condgen.data.landscapes import SyntheticLandscapes
+    from condgen.train.build import build_gan
+
+    build_gan(SyntheticLandscapes().spec)  # records the operative architecture bindings
+    (run_dir / "config.gin").write_text(gin.operative_config_str())
+    args = gin_setup.build_parser().parse_args(["--gin", str(TINY), "--run_dir", str(run_dir), "--resume"])
+    assert gin_setup.prepare(args) == (run_dir, True)
+    args.gin_bindings = ["SPADEGenerator.ngf = 16", "train.max_steps = 50"]  # only the first is refused
+    with pytest.raises(ConfigError, match=r"SPADEGenerator.ngf = 8 saved, 16 now"):
+        gin_setup.prepare(args)
+    args.gin_bindings = ["train.max_steps = 50"]
+    gin_setup.prepare(args)
+    assert gin.query_parameter("train.max_steps") == 50
+
+
+def test_resume_compares_what_macros_stand_for(tmp_path):
+    parse_gin([TINY], ["NGF = 8", "SPADEGenerator.ngf = %NGF"])
+    from condgen.data.landscapes import SyntheticLandscapes
+    from condgen.train.build import build_gan
+
+    build_gan(SyntheticLandscapes().spec)
+    (tmp_path / "config.gin").write_text(gin.operative_config_str())
+    assert "SPADEGenerator.ngf = %NGF" in (tmp_path / "config.gin").read_text()
+    args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume",
+                                                "--gin_bindings", "NGF = 8"])
+    gin_setup.prepare(args)  # same value: fine
+    args.gin_bindings = ["NGF = 16"]
+    with pytest.raises(ConfigError, match="SPADEGenerator.ngf = 8 saved, 16 now"):
+        gin_setup.prepare(args)
+
+
+def test_resume_without_gin_files_uses_the_saved_config(tmp_path):
+    parse_gin([TINY], ["train.seed = 3"])
+    (tmp_path / "config.gin").write_text(gin.config_str())
+    args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume"])
+    gin.clear_config()
+    gin_setup.prepare(args)
+    assert gin.query_parameter("train.seed") == 3
+    args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path / "empty"), "--resume"])
+    with pytest.raises(ConfigError, match="give the --gin files"):
+        gin_setup.prepare(args)
+
+
+def test_default_run_dir_follows_the_last_gin_file():
+    assert gin_setup.default_run_dir(["gin/base/x.gin", "gin/quickstart.gin"]) == Path("runs/quickstart")

@@ -1,0 +1,174 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from condgen.cli.gin_setup import parse_gin
+from condgen.losses.gan import GANLoss
+from condgen.train import loop
+from condgen.train.loop import NonFiniteLossError, train
+from condgen.train.report import read_metrics
+from condgen.train.state import latest_checkpoint, load_weights
+
+TINY = Path(__file__).with_name("tiny.gin")
+VAE_EMA_DECAY = [  # the resume test covers every stateful part: encoder noise, EMA, LR decay across epochs
+    "SPADEGenerator.use_vae = True", "SPADEGenerator.z_dim = 16", "build_gan.encoder = @VAEEncoder",
+    "VAEEncoder.ngf = 4", "VAEEncoder.z_dim = 16", "train.ema_decay = 0.9",
+    "train.max_steps = None", "train.niter = 1", "train.niter_decay = 2",  # 3 epochs x 2 steps, LR falls
+    "SyntheticLandscapes.length = 5",  # 2 batches of 2 per epoch, the fifth item is dropped
+    "train.save_every = 3",
+]
+
+
+def run(run_dir, *bindings, resume=False, **kwargs):
+    parse_gin([TINY], list(bindings))
+    return train(run_dir, resume=resume, **kwargs)
+
+
+def weights(ckpt, name="G"):
+    return load_weights(ckpt, name)
+
+
+def test_one_step_changes_weights_and_losses_are_finite(tmp_path):
+    parse_gin([TINY], ["train.max_steps = 1", "train.save_every = None"])
+    from condgen.data.landscapes import SyntheticLandscapes
+    from condgen.train.build import build_gan
+
+    torch.manual_seed(0)
+    initial = build_gan(SyntheticLandscapes().spec)  # train() seeds 0 too: the same initial networks
+    ckpt = train(tmp_path)
+    for name, net in (("G", initial.G), ("D", initial.D)):
+        after = weights(ckpt, name)
+        changed = [k for k, v in net.state_dict().items() if not torch.equal(v, after[k])]
+        assert any("conv_img" in k or "model0" in k for k in changed), name
+    record = read_metrics(tmp_path / "metrics.jsonl")[0]
+    assert {"G_GAN", "G_feat", "D_fake", "D_real", "lr_G", "lr_D", "images_per_s"} <= record.keys()
+    assert record["lr_G"] == pytest.approx(1e-4) and record["lr_D"] == pytest.approx(4e-4)
+    assert all(torch.isfinite(torch.tensor(record[k])) for k in ("G_GAN", "G_feat", "D_fake", "D_real"))
+
+
+def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
+    full = run(tmp_path / "full", *VAE_EMA_DECAY)
+    assert json.loads((full / "state.json").read_text())["step"] == 6
+
+    real_step = loop.generator_step
+    calls = {"n": 0}
+
+    def killed_at_step_5(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "generator_step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", *VAE_EMA_DECAY)
+    monkeypatch.undo()
+    assert latest_checkpoint(tmp_path / "killed").name == "step_3"
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    resumed = run(tmp_path / "killed", *VAE_EMA_DECAY, resume=True)
+    assert resumed.name == "step_6"
+    for f in ("model.safetensors", "model_1.safetensors", "model_2.safetensors", "ema.safetensors"):
+        a, b = load_file(full / f), load_file(resumed / f)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), f
+    for f in ("optimizer.bin", "optimizer_1.bin"):
+        a, b = (torch.load(d / f, weights_only=True)["state"] for d in (full, resumed))
+        assert all(torch.equal(a[i]["exp_avg_sq"], b[i]["exp_avg_sq"]) for i in a), f
+    logged = {r["step"]: r for r in read_metrics(tmp_path / "killed" / "metrics.jsonl")}
+    for r in read_metrics(tmp_path / "full" / "metrics.jsonl"):  # same losses and LR decay, step by step
+        assert logged[r["step"]]["G_GAN"] == r["G_GAN"] and logged[r["step"]]["lr_G"] == r["lr_G"]
+    assert [logged[s]["lr_G"] for s in (2, 4, 6)] == pytest.approx([1e-4, 1e-4, 5e-5])
+
+
+class NaNAfter(GANLoss):
+    """Hinge loss whose generator term turns NaN on its third call."""
+
+    calls = 0
+
+    def forward(self, logits, *, real, for_discriminator=True):
+        loss = super().forward(logits, real=real, for_discriminator=for_discriminator)
+        if not for_discriminator:
+            NaNAfter.calls += 1
+            if NaNAfter.calls == 3:
+                return loss * float("nan")
+        return loss
+
+
+def test_nan_guard_names_the_loss_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    parse_gin([TINY], ["train.max_steps = 5", "train.save_every = 2"])
+    NaNAfter.calls = 0
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*G_GAN = nan") as err:
+        train(tmp_path, gan_loss=NaNAfter)
+    assert "step_2" in str(err.value)
+    assert latest_checkpoint(tmp_path).name == "step_2"
+    assert all(torch.isfinite(v).all() for v in weights(tmp_path).values())
+
+
+def test_run_directory_layout_and_operative_config(tmp_path):
+    run(tmp_path, "train.max_steps = 3", "train.save_every = 2", "train.keep_last = 1")
+    assert (tmp_path / "latest").read_text().strip() == "step_3"
+    assert [p.name for p in tmp_path.glob("step_*")] == ["step_3"]  # keep_last = 1
+    config = (tmp_path / "config.gin").read_text()
+    assert "SPADEGenerator.ngf = 8" in config and "train.lambda_feat = 10.0" in config
+    assert (tmp_path / "step_3" / "config.gin").read_text() == config
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["checkpoint"] == str(tmp_path / "step_3") and len(summary["weights_sha256"]) == 1
+    with pytest.raises(FileExistsError, match="--resume"):  # never overwrite a run by accident
+        run(tmp_path, "train.max_steps = 3")
+
+
+def test_resume_of_a_finished_run_changes_nothing_and_extends_with_more_steps(tmp_path):
+    first = run(tmp_path, "train.max_steps = 2")
+    same = run(tmp_path, "train.max_steps = 2", resume=True)
+    assert same == first
+    longer = run(tmp_path, "train.max_steps = 3", resume=True)
+    assert longer.name == "step_3"
+
+
+def test_grad_accum_and_d_steps_per_g(tmp_path):
+    run(tmp_path, "train.max_steps = 2", "train.grad_accum = 2", "train.D_steps_per_G = 2",
+        "SyntheticLandscapes.length = 8")
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert "G_GAN" in records[0] and "G_GAN" not in records[1]  # G steps on steps 0, 2, ...
+    assert json.loads((tmp_path / "step_2" / "state.json").read_text())["grad_accum"] == 2
+
+
+def test_bad_settings_fail_before_building_anything(tmp_path):
+    with pytest.raises(ValueError, match="mixed_precision = 'fp8'"):
+        run(tmp_path, "train.mixed_precision = 'fp8'")
+    assert not tmp_path.joinpath("config.gin").exists()
+
+
+def test_bf16_autocast_with_the_vgg_loss_and_ema(tmp_path):
+    ckpt = run(tmp_path, "train.max_steps = 2", "train.mixed_precision = 'bf16'", "train.lambda_vgg = 10.0",
+               "VGGLoss.random_init = True", "train.ema_decay = 0.5")
+    record = read_metrics(tmp_path / "metrics.jsonl")[-1]
+    assert record["G_VGG"] > 0 and all(torch.isfinite(torch.tensor(v)) for v in record.values())
+    assert json.loads((ckpt / "state.json").read_text())["mixed_precision"] == "bf16"
+    G, ema = weights(ckpt, "G"), weights(ckpt, "ema")
+    assert ema.keys() == G.keys() and any(not torch.equal(G[k], ema[k]) for k in G)
+
+
+def test_load_networks_rebuilds_the_run_for_evaluation(tmp_path):
+    from condgen.train.state import load_networks
+
+    ckpt = run(tmp_path, "train.max_steps = 1")
+    import gin
+
+    gin.clear_config()  # as in a fresh evaluation process
+    gan, spec = load_networks(tmp_path)
+    assert spec.label_nc == 9 and spec.crop_size == 32 and not gan.G.training
+    saved = weights(ckpt, "G")
+    assert all(torch.equal(v, saved[k]) for k, v in gan.G.state_dict().items())
+    seg = torch.zeros(1, spec.semantic_nc, 32, 32)
+    seg[:, 0] = 1
+    assert gan.G(seg).shape == (1, 3, 32, 32)

@@ -1,4 +1,4 @@
-"""`python -m condgen <command>`: blocks | convert | check-data | train."""
+"""`python -m condgen <command>`: blocks | convert | check-data | train | eval."""
 
 from __future__ import annotations
 
@@ -34,10 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         "check-data", help="validate a dataset end to end (see: check-data --help)", add_help=False
     )
     sub.add_parser("train", help="train from gin files (same as experiments/run.py)", add_help=False)
+    sub.add_parser("eval", help="FID/KID/mIoU of a run with the documented protocol (see: eval --help)",
+                   add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
-    if argv and argv[0] in ("convert", "check-data", "train"):
+    if argv and argv[0] in ("convert", "check-data", "train", "eval"):
         command, rest = argv[0], argv[1:]
+        if command == "eval":
+            from condgen.eval.cli import main as eval_main
+
+            return eval_main(rest)
         if command == "convert":
             from condgen.convert.__main__ import main as convert_main
 

@@ -40,6 +40,7 @@ def build_gan(
     generator: type[nn.Module] = gin.REQUIRED,
     discriminator: type[nn.Module] = gin.REQUIRED,
     encoder: type[nn.Module] | None = None,
+    random_input: bool = False,
 ) -> GAN:
     """Build G, D (and E) for `spec`; architecture options come from their own gin bindings.
 
@@ -47,7 +48,10 @@ def build_gan(
         spec: the dataset's shapes: `semantic_nc` label channels, `crop_size`, `aspect_ratio`.
         generator: a generator class, called as `generator(semantic_nc, crop_size=, aspect_ratio=)`.
         discriminator: called as `discriminator(semantic_nc)`; it sees the image and the label map.
-        encoder: the VAE style encoder class (`@VAEEncoder`); required iff the generator has `use_vae`.
+        encoder: the VAE style encoder class (`@VAEEncoder`); required iff the generator has `use_vae`,
+            unless `random_input`.
+        random_input: the generator takes z ~ N(0, I) with no encoder and no KL term (SPADE Table 4
+            "random input"); needs the generator's `use_vae = True` (its z input) and no encoder.
     """
     for name, value in (("generator", generator), ("discriminator", discriminator)):
         if value is gin.REQUIRED or value is None:
@@ -60,10 +64,18 @@ def build_gan(
     G = generator(spec.semantic_nc, crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio)
     D = discriminator(spec.semantic_nc)
     use_vae = bool(getattr(G, "use_vae", False))
+    if random_input:
+        if not use_vae or encoder is not None:
+            raise ValueError(
+                f"build_gan.random_input = True needs {type(G).__name__}.use_vae = True (the z input) and "
+                "build_gan.encoder = None"
+            )
+        return GAN(G, D, None)
     if use_vae and encoder is None:
         raise ValueError(
             f"{type(G).__name__}.use_vae = True but build_gan.encoder is not bound; "
-            "add `build_gan.encoder = @VAEEncoder` (or set use_vae = False)"
+            "add `build_gan.encoder = @VAEEncoder`, set use_vae = False, or set "
+            "build_gan.random_input = True (z ~ N(0, I), no encoder)"
         )
     if encoder is not None and not use_vae:
         raise ValueError(

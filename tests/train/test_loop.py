@@ -172,3 +172,27 @@ def test_load_networks_rebuilds_the_run_for_evaluation(tmp_path):
     seg = torch.zeros(1, spec.semantic_nc, 32, 32)
     seg[:, 0] = 1
     assert gan.G(seg).shape == (1, 3, 32, 32)
+
+
+def test_grad_accum_equals_the_larger_batch(tmp_path):
+    # per-sample norms and no spectral norm (its power iteration advances once per forward): then two
+    # micro-batches of 1 must give the gradients of one batch of 2, for G and for D. With TTUR, Adam's
+    # beta1 = 0, so its first moment after one step is the gradient itself.
+    exact = ["SPADE.param_free = 'instance'", "SPADEResBlock.spectral = False",
+             "MultiscalePatchDiscriminator.spectral = False", "train.max_steps = 1", "train.save_every = None",
+             "SyntheticLandscapes.crop_size = 64"]  # instance norm needs more than 1x1 at the bottom
+    big = run(tmp_path / "big", *exact, "BATCH_SIZE = 2")
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    accumulated = run(tmp_path / "accum", *exact, "BATCH_SIZE = 1", "train.grad_accum = 2")
+    for f in ("optimizer.bin", "optimizer_1.bin"):  # G, then D
+        a, b = (torch.load(d / f, weights_only=True)["state"] for d in (big, accumulated))
+        scale = max(s["exp_avg"].norm() for s in a.values())
+        for i in a:  # biases right before an instance norm have exactly-zero gradients (~1e-10 in floats)
+            ga, gb = a[i]["exp_avg"], b[i]["exp_avg"]
+            if ga.norm() > 1e-6 * scale:
+                assert (ga - gb).norm() / ga.norm() < 1e-3, (f, i)
+    assert read_metrics(tmp_path / "big" / "metrics.jsonl")[0]["G_GAN"] == pytest.approx(
+        read_metrics(tmp_path / "accum" / "metrics.jsonl")[0]["G_GAN"], rel=1e-5)

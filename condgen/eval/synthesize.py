@@ -1,0 +1,243 @@
+"""Synthesis from a trained run or a converted official checkpoint: label maps in, photos out.
+
+`load_generator(path)` rebuilds the networks of a run directory (its latest checkpoint), one checkpoint
+folder, or a `python -m condgen.convert` output. Latents are drawn per (seed, image index, sample index) from
+their own generator, so an image never depends on batch size, process count or what else is generated: a
+fixed seed gives identical outputs. Style-guided synthesis encodes a style image with the VAE encoder and
+uses its posterior mean for the first sample and posterior draws for the others. `synthesize_folder` writes
+the official results layout (`images/input_label/`, `images/synthesized_image/`, `index.html`) plus a
+side-by-side `grid.png` (label | style | samples) and `synthesis.json` (what was run).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from condgen.data.io import LABEL_EXTENSIONS, list_files, read_image, read_instance, read_label
+from condgen.data.labels import encode_labels
+from condgen.data.spec import DataSpec
+from condgen.data.visualize import colorize
+
+
+def _seed_of(*values: int) -> int:
+    """A well-spread 63-bit seed from a few integers (numpy's SeedSequence hashing)."""
+    state = np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(2, dtype=np.uint64)
+    return int(state[0] >> np.uint64(1))
+
+
+def latents(z_dim: int, indices: list[int], *, seed: int, sample: int = 0) -> Tensor:
+    """(len(indices), z_dim) N(0, I) latents, each from its own generator seeded by (seed, index, sample)."""
+    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(_seed_of(seed, i, sample)))
+            for i in indices]
+    return torch.stack(rows)
+
+
+def load_generator(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, DataSpec, dict]:
+    """(GAN, DataSpec, provenance) from a run directory, a checkpoint folder or a converted official dir.
+
+    Replaces gin's global configuration with the run's. Networks come back in eval mode on `device`.
+    """
+    import gin
+
+    from condgen.train.build import build_gan
+    from condgen.train.state import latest_checkpoint, load_networks, read_state
+
+    path = Path(path)
+    if (path / "convert.json").is_file():  # python -m condgen.convert output
+        from safetensors.torch import load_file
+
+        from condgen.registry import _import_builtin_blocks
+
+        _import_builtin_blocks()
+        gin.clear_config()
+        gin.parse_config_file(str(path / "config.gin"), skip_unknown=True)
+        spec = DataSpec()  # the DataSpec.* bindings of the converted config
+        gan = build_gan(spec)
+        for name, net in gan.named().items():
+            file = path / "networks" / f"{name}.safetensors"
+            if file.is_file():
+                net.load_state_dict(load_file(str(file)))
+            net.to(device).eval()
+        meta = json.loads((path / "convert.json").read_text())
+        return gan, spec, {"source": str(path), "kind": "converted official", "official": meta, "ema": False}
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; give a run directory, a step_<N> checkpoint folder "
+                                "or a `python -m condgen.convert` output folder")
+    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
+    gan, spec = load_networks(path, ema=ema, device=device)
+    state = read_state(ckpt) if ckpt is not None else {}
+    return gan, spec, {"source": str(path), "kind": "condgen run", "checkpoint": str(ckpt),
+                       "step": state.get("step"), "ema": ema}
+
+
+def dataset_palette() -> Any:
+    """Label colours of the dataset the loaded run's gin config names (`PALETTE`), else None (default colours)."""
+    import gin
+
+    from condgen.registry import get
+
+    try:
+        ref = gin.query_parameter("train.dataset")
+        return getattr(get(ref.selector.split(".")[-1], "dataset").cls, "PALETTE", None)
+    except (ValueError, KeyError, AttributeError):
+        return None
+
+
+def encode_seg(label: Tensor, spec: DataSpec, instance: Tensor | None = None, source: str = "label map") -> Tensor:
+    """Label ids (b, 1, H, W) -> the generator's `seg`; 255 becomes don't care when the dataset has it."""
+    label = label.long()
+    if spec.contain_dontcare_label:
+        label = label.masked_fill(label == 255, spec.label_nc)
+    if spec.instance_edges and instance is None:
+        raise ValueError(f"{source}: this model was trained with instance edges; give the instance maps "
+                         "(--instances DIR with files named like the label maps)")
+    return encode_labels(label, spec.label_nc, contain_dontcare_label=spec.contain_dontcare_label,
+                         instance=instance if spec.instance_edges else None, instance_edges=spec.instance_edges,
+                         source=source)
+
+
+@torch.no_grad()
+def generate(gan: Any, seg: Tensor, indices: list[int], *, seed: int, sample: int = 0,
+             style: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Images (b, 3, H, W) in [-1, 1] for `seg`; latents from (seed, index, sample) when G takes one.
+
+    Args:
+        style: (mu, logvar) of a style image (b or 1 rows); sample 0 uses mu, others mu + std * eps.
+    """
+    G = gan.G
+    if not getattr(G, "use_vae", False):
+        return G(seg)
+    eps = latents(G.z_dim, indices, seed=seed, sample=sample).to(seg.device, seg.dtype)
+    if style is None:
+        return G(seg, eps)
+    mu, logvar = style
+    z = mu if sample == 0 else mu + torch.exp(0.5 * logvar) * eps
+    return G(seg, z.expand(seg.shape[0], -1))
+
+
+def _load_maps(labels_dir: Path, spec: DataSpec, instances_dir: Path | None) -> tuple[list[str], Tensor, Tensor]:
+    files = list_files(labels_dir, LABEL_EXTENSIONS)
+    if not files:
+        raise FileNotFoundError(f"no label maps ({', '.join(LABEL_EXTENSIONS)}) in {labels_dir}")
+    h, w = spec.size
+    labels, segs = [], []
+    for f in files:
+        img = read_label(f)
+        if img.size != (w, h):  # PIL sizes are (W, H); ids are resized nearest, as the official loader does
+            img = img.resize((w, h), Image.NEAREST)
+        label = torch.from_numpy(np.asarray(img).astype(np.int64))[None, None]
+        instance = None
+        if spec.instance_edges:
+            if instances_dir is None or not (instances_dir / f.name).is_file():
+                raise FileNotFoundError(f"{f}: the model uses instance edges; put its instance map at "
+                                        f"{(instances_dir or Path('<instances>')) / f.name} (--instances DIR)")
+            inst = read_instance(instances_dir / f.name).resize((w, h), Image.NEAREST)
+            instance = torch.from_numpy(np.asarray(inst).astype(np.int64))[None, None]
+        labels.append(label)
+        segs.append(encode_seg(label, spec, instance, source=str(f)))
+    return [f.stem for f in files], torch.cat(labels), torch.cat(segs)
+
+
+def _png(img: Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(arr).save(path)
+
+
+def image_grid(rows: list[list[Tensor]], pad: int = 2) -> Tensor:
+    """Rows of (3, H, W) images in [-1, 1] -> one (3, H', W') image with white gaps."""
+    h, w = rows[0][0].shape[-2:]
+    cols = max(len(r) for r in rows)
+    grid = torch.ones(3, len(rows) * (h + pad) - pad, cols * (w + pad) - pad)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            grid[:, i * (h + pad): i * (h + pad) + h, j * (w + pad): j * (w + pad) + w] = img.float().cpu()
+    return grid
+
+
+def synthesize_folder(
+    source: str | Path,
+    labels_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    samples: int = 1,
+    style: str | Path | None = None,
+    seed: int = 0,
+    ema: bool = False,
+    instances_dir: str | Path | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    palette: Any = "auto",
+) -> dict:
+    """One image per label map in `labels_dir` (`samples` per map with different latents) into `out_dir`."""
+    gan, spec, info = load_generator(source, ema=ema, device=device)
+    palette = dataset_palette() if palette == "auto" else palette
+    multimodal = bool(getattr(gan.G, "use_vae", False))
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    if samples > 1 and not multimodal:
+        raise ValueError(f"{source}: this generator takes no latent (use_vae = False), so every sample would be "
+                         "identical; --samples > 1 needs a multi-modal (VAE) model")
+    if style is not None and gan.E is None:
+        raise ValueError(f"{source}: --style needs the VAE style encoder, and this run has none (use_vae = False)")
+    names, labels, segs = _load_maps(Path(labels_dir), spec, Path(instances_dir) if instances_dir else None)
+    style_img, style_stats = None, None
+    if style is not None:
+        h, w = spec.size
+        pil = read_image(style).resize((w, h), Image.BICUBIC)
+        style_img = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float()[None] / 127.5 - 1
+        with torch.no_grad():
+            style_stats = gan.E(style_img.to(device))
+    out = Path(out_dir)
+    images = out / "images"
+    label_rgb = colorize(labels, palette)
+    fakes: list[list[Tensor]] = [[] for _ in names]
+    for start in range(0, len(names), batch_size):
+        idx = list(range(start, min(start + batch_size, len(names))))
+        seg = segs[idx].to(device)
+        for k in range(samples):
+            fake = generate(gan, seg, idx, seed=seed, sample=k, style=style_stats).cpu()
+            for row, i in enumerate(idx):
+                fakes[i].append(fake[row])
+    files = []
+    for i, name in enumerate(names):
+        _png(label_rgb[i], images / "input_label" / f"{name}.png")
+        for k, fake in enumerate(fakes[i]):
+            file = images / "synthesized_image" / (f"{name}.png" if samples == 1 else f"{name}_s{k:02d}.png")
+            _png(fake, file)
+            files.append(str(file.relative_to(out)))
+    rows = [[label_rgb[i]] + ([style_img[0]] if style_img is not None else []) + fakes[i] for i in range(len(names))]
+    _png(image_grid(rows), out / "grid.png")
+    _write_index(out, names, samples)
+    record = {**info, "labels": str(labels_dir), "maps": len(names), "samples": samples, "seed": seed,
+              "style": str(style) if style else None, "size": list(spec.size), "files": files}
+    (out / "synthesis.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def _write_index(out: Path, names: list[str], samples: int) -> None:
+    """A results page in the spirit of the official `index.html`: label and synthesized images per map."""
+    lines = ["<!doctype html><meta charset='utf-8'><title>condgen synthesis</title><table>"]
+    for name in names:
+        cells = [f"images/input_label/{name}.png"]
+        cells += [f"images/synthesized_image/{name}.png"] if samples == 1 else [
+            f"images/synthesized_image/{name}_s{k:02d}.png" for k in range(samples)]
+        imgs = "".join(f"<td><img src='{html.escape(c)}' width=160><br>{html.escape(Path(c).name)}</td>" for c in cells)
+        lines.append(f"<tr>{imgs}</tr>")
+    (out / "index.html").write_text("\n".join(lines + ["</table>"]) + "\n")
+
+
+def resize_images(img: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bicubic, antialiased resize of images (b, 3, H, W) in [-1, 1] (used for real images of other sizes)."""
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img
+    return F.interpolate(img, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)

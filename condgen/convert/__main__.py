@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "loaded": {n: str(f) for n, f in sources.items() if f is not None},
         "freshly_initialised": sorted(set(nets) - {n for n, f in sources.items() if f is not None}),
     }
-    out = write_run_dir(args.out, nets, official_config_gin(cfg, args.flags), meta)
+    out = write_run_dir(args.out, nets, official_config_gin(cfg, args.flags), cfg.spec, meta)
     print(f"wrote {out} (networks: {', '.join(sorted(nets))}; loaded from {ckpt})")
     if meta["freshly_initialised"]:
         print(f"note: {', '.join(meta['freshly_initialised'])} had no checkpoint and are freshly initialised")

@@ -1,15 +1,19 @@
-"""Write converted official networks as a condgen run directory (operative gin config + safetensors)."""
+"""Write converted official networks as a condgen run directory that `load_networks` reads."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
-from safetensors.torch import save_model
+from safetensors.torch import save_file
 from torch import nn
 
 from condgen.convert.official import OfficialConfig
+from condgen.data.spec import DataSpec
+from condgen.train.state import CONFIG_FILE, LATEST_FILE, STATE_FILE
 
 
 def _gin_value(v: object) -> str:
@@ -49,20 +53,32 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_run_dir(out: str | Path, nets: dict[str, nn.Module], config_gin: str, meta: dict) -> Path:
-    """Write `out/config.gin`, `out/networks/{G,D,E}.safetensors` and `out/convert.json` atomically.
+def write_run_dir(
+    out: str | Path, nets: dict[str, nn.Module], config_gin: str, spec: DataSpec, meta: dict
+) -> Path:
+    """Write a condgen run directory whose one checkpoint, `step_0`, `load_networks` reads.
 
-    Everything goes to a temporary sibling folder first, renamed into place when complete.
+    Same layout as a trained run (`condgen.train.state`): `out/step_0/` holds config.gin, state.json and
+    G/D/E.safetensors; `out/latest` names it; `out/convert.json` says where the weights came from. Written
+    into a temporary sibling folder and renamed when complete.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new --out directory")
     tmp = out.with_name(f".{out.name}.tmp")
-    (tmp / "networks").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    ckpt = tmp / "step_0"
+    ckpt.mkdir(parents=True)
+    models = {}
     for name, net in nets.items():
-        save_model(net, str(tmp / "networks" / f"{name}.safetensors"))
-    (tmp / "config.gin").write_text(config_gin)
+        models[name] = f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt / models[name]))
+    (ckpt / CONFIG_FILE).write_text(config_gin)
+    state = {"step": 0, "epoch": 0, "models": models, "spec": dataclasses.asdict(spec), "converted": True}
+    (ckpt / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
+    (tmp / LATEST_FILE).write_text("step_0\n")
     (tmp / "convert.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (tmp / CONFIG_FILE).write_text(config_gin)
     if out.exists():
         out.rmdir()
     os.replace(tmp, out)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
 import inspect
 import logging
-import pkgutil
 import re
 import sys
 from pathlib import Path
@@ -54,10 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def import_configurables() -> None:
     """Import every module that defines configurables; gin can only bind what is registered."""
-    import condgen.data
-
-    for module in pkgutil.iter_modules(condgen.data.__path__, "condgen.data."):  # every dataset file
-        importlib.import_module(module.name)
     from condgen.registry import _import_builtin_blocks
 
     _import_builtin_blocks()
@@ -212,16 +206,24 @@ def _resolved_repr(value: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags and gin, then train. Exit codes: 0 done, 2 configuration error (nothing was run)."""
+    """Parse flags and gin, then train. Exit codes: 0 done, 1 non-finite loss, 2 bad flags, config or data."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run_dir, resume = prepare(args)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from condgen.train.loop import train
+    from condgen.data.errors import DataError
+    from condgen.train.loop import NonFiniteLossError, train
 
-    train(run_dir, resume=resume)
+    try:
+        train(run_dir, resume=resume)
+    except (DataError, FileExistsError) as e:  # a problem the message fully explains: no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

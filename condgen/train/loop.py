@@ -7,9 +7,10 @@ Differences from the official code: G, D (and E) are separate Accelerate-prepare
 a module without gradients (D's forward in the G step runs under `no_sync` and only G/E parameters receive
 gradients); gradient accumulation sums `grad_accum` micro-batches into one G update, then one D update, so
 it equals a larger batch; checkpoints are atomic Accelerate states; data order is a function of the seed.
-Mixed precision: 'bf16' needs no loss scaling (recommended); 'fp16' uses Accelerate's one dynamic GradScaler
-for both optimisers, updated after each of their steps, so an overflow in either halves the common scale and
-skips that optimiser's step (weights unchanged), which is visible as a repeated loss, never as a NaN.
+Mixed precision: 'bf16' needs no loss scaling (recommended on GPUs that have it); 'fp16' uses Accelerate's
+one dynamic GradScaler for both optimisers, updated after each of their steps: an overflow in either halves
+the common scale and skips only that optimiser's step (its weights stay as they were). Skipped steps are
+normal early in fp16 training; the NaN guard watches the losses, not the scaled gradients.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ from condgen.train import schedule
 from condgen.train.build import GAN, build_gan, convert_sync_batchnorm
 from condgen.train.data import batches_per_epoch, make_loader
 from condgen.train.report import MetricsLog, sample_grid, save_png
+from condgen.train.speed import SpeedOptions
 from condgen.train.state import (
     CONFIG_FILE,
     checkpoint_dirs,
     install_portable_hooks,
     latest_checkpoint,
     load_checkpoint,
+    read_state,
     save_checkpoint,
 )
 
@@ -224,6 +227,8 @@ def train(
         sample_every, num_samples: write a label | real | fake grid of the first items every so many steps.
         log_every: steps between metrics records (JSONL + TensorBoard) and progress-bar updates.
         progress: show the progress bar (main process only).
+    Speed switches (channels-last, torch.compile, fused Adam, cuDNN autotuning) are `SpeedOptions.*`
+    bindings (`condgen/train/speed.py`); they leave the results of the step unchanged within tolerance.
     """
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
@@ -247,9 +252,10 @@ def train(
         raise RuntimeError(
             f"{launched} processes were launched but Accelerate joined {accelerator.num_processes} of them, "
             "so each would train alone on the same run_dir. Without GPUs, launch with `ACCELERATE_USE_CPU=1 "
-            f"torchrun --nproc_per_node {launched} experiments/run.py ...` (gloo)"
+            f"accelerate launch --multi_gpu --num_processes {launched} experiments/run.py ...` (gloo), or "
+            f"`ACCELERATE_USE_CPU=1 torchrun --nproc_per_node {launched} experiments/run.py ...`"
         )
-    main = accelerator.is_main_process
+    main, device = accelerator.is_main_process, accelerator.device
     if resume and ckpt is None and main:
         print(f"--resume: no checkpoint in {run_dir} yet, starting a new run")
 
@@ -265,10 +271,13 @@ def train(
     )
     lr_G, lr_D, betas = schedule.optimizer_settings(lr, ttur=ttur, betas=betas)
     ema = copy.deepcopy(gan.G).eval().requires_grad_(False) if ema_decay is not None else None
+    speed = SpeedOptions()  # channels_last / compile / fused Adam / cuDNN autotuning, all off by default
+    speed.configure_backends(accelerator.device)
     for net in gan.named().values():
         convert_sync_batchnorm(
             net, device_type=accelerator.device.type, num_processes=accelerator.num_processes
         )
+        speed.to_memory_format(net)
     criteria = dict(
         gan_loss=gan_loss(),
         feat_loss=feat_loss() if lambda_feat else None,
@@ -277,8 +286,8 @@ def train(
     )
     criteria = {k: v.to(accelerator.device) if v is not None else None for k, v in criteria.items()}
     g_params = [*gan.G.parameters(), *(gan.E.parameters() if gan.E is not None else [])]
-    opt_G = torch.optim.Adam(g_params, lr=lr_G, betas=betas)
-    opt_D = torch.optim.Adam(gan.D.parameters(), lr=lr_D, betas=betas)
+    opt_G = speed.adam(g_params, lr=lr_G, betas=betas)
+    opt_D = speed.adam(gan.D.parameters(), lr=lr_D, betas=betas)
     nets = accelerator.prepare(*gan.named().values())
     nets = nets if isinstance(nets, tuple) else (nets,)
     opt_G, opt_D = accelerator.prepare(opt_G, opt_D)
@@ -287,8 +296,9 @@ def train(
     if ema is not None:
         ema.to(accelerator.device)
     extra = {"ema": ema} if ema is not None else None  # saved beside Accelerate's state
+    compiled = {k: speed.compiled(v) for k, v in prepared.items()}  # wrappers; checkpoints keep the keys
     s = StepContext(
-        accelerator, prepared["G"], prepared["D"], prepared.get("E"), opt_G, opt_D, **criteria,
+        accelerator, compiled["G"], compiled["D"], compiled.get("E"), opt_G, opt_D, **criteria,
         lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, lambda_kld=lambda_kld,
     )
 
@@ -304,6 +314,8 @@ def train(
         _warn_layout_change(state, accelerator.num_processes, batch_size, grad_accum, main)
         if main:
             print(f"resumed from {ckpt} at step {start}")
+            if start >= steps:
+                print(f"the run already has {start} >= {steps} steps: nothing to train (see train.max_steps)")
     else:
         set_seed(seed, device_specific=True)  # per-process noise from here on
     fixed = _fixed_samples(data, num_samples, seed)
@@ -317,7 +329,7 @@ def train(
     loader = make_loader(
         data, batch_size, num_processes=accelerator.num_processes, process_index=accelerator.process_index,
         seed=seed, start=start * grad_accum, num_workers=num_workers, shuffle=shuffle,
-        pin_memory=accelerator.device.type == "cuda",
+        pin_memory=speed.pin(accelerator.device),
     )
     batches = iter(loader)
     images_per_step = batch_size * accelerator.num_processes * grad_accum
@@ -334,7 +346,7 @@ def train(
         factor = schedule.lr_factor(where.epoch, niter, niter_decay)
         _set_lr(opt_G, lr_G * factor)
         _set_lr(opt_D, lr_D * factor)
-        micro = [_to_device(next(batches), spec, accelerator.device) for _ in range(grad_accum)]
+        micro = [speed.inputs(*_to_device(next(batches), spec, device)) for _ in range(grad_accum)]
         losses: dict[str, Tensor] = {}
         if step % D_steps_per_G == 0:
             losses |= generator_step(s, micro)
@@ -351,7 +363,9 @@ def train(
             record = {"step": done, "epoch": where.epoch, "lr_G": lr_G * factor, "lr_D": lr_D * factor,
                       **values, "images_per_s": round(ips, 3)}
             metrics.write(record)
-            accelerator.log({k: v for k, v in record.items() if k != "step"}, step=done)
+            scalars = {"epoch": where.epoch, "lr/G": lr_G * factor, "lr/D": lr_D * factor,
+                       "speed/images_per_s": ips, **{f"loss/{k}": v for k, v in values.items()}}
+            accelerator.log(scalars, step=done)
             postfix = {**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{ips:.1f}"}
             bar.set_postfix(postfix, refresh=False)
         bar.update(1)
@@ -363,8 +377,8 @@ def train(
         if schedule.is_due(done, save_every, steps):
             final = save(done, where.epoch)
     bar.close()
-    if final is None or int(json.loads((final / "state.json").read_text())["step"]) != steps:
-        final = save(steps, schedule.Progress(steps, grad_accum, per_epoch).epoch)  # the end is always saved
+    if start < steps and (final is None or read_state(final)["step"] != steps):  # the end is always saved
+        final = save(steps, schedule.Progress(steps, grad_accum, per_epoch).epoch)
     hashes = _check_replicas_identical(accelerator, [s.G, s.D] + ([s.E] if s.E is not None else []))
     wall = time.perf_counter() - t_run
     if main:

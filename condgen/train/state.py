@@ -66,11 +66,13 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def install_portable_hooks(accelerator: Any) -> None:
-    """Save and load unwrapped (no `module.`) keys, so checkpoints move between 1 and N processes."""
+    """Save and load unwrapped (no `module.`) keys, so checkpoints move between 1 and N processes.
+
+    Also saves channels-last weights (`SpeedOptions.channels_last`) in the standard layout."""
 
     def strip_prefix(models: list, weights: list, output_dir: str) -> None:
-        for i, sd in enumerate(weights):
-            weights[i] = {k.removeprefix("module."): v for k, v in sd.items()}
+        for i, sd in enumerate(weights):  # contiguous: safetensors refuses channels-last tensors
+            weights[i] = {k.removeprefix("module."): v.contiguous() for k, v in sd.items()}
 
     def unwrap(models: list, input_dir: str) -> None:
         for i, m in enumerate(models):

@@ -118,7 +118,13 @@ def test_run_directory_layout_and_operative_config(tmp_path):
     assert "SPADEGenerator.ngf = 8" in config and "train.lambda_feat = 10.0" in config
     assert (tmp_path / "step_3" / "config.gin").read_text() == config
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"loss/G_GAN", "loss/D_real", "lr/G", "lr/D", "speed/images_per_s"} <= scalars
+    assert events.Tags()["images"] == ["samples/label_real_fake"]
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["checkpoint"] == str(tmp_path / "step_3") and len(summary["weights_sha256"]) == 1
@@ -132,6 +138,9 @@ def test_resume_of_a_finished_run_changes_nothing_and_extends_with_more_steps(tm
     assert same == first
     longer = run(tmp_path, "train.max_steps = 3", resume=True)
     assert longer.name == "step_3"
+    shorter = run(tmp_path, "train.max_steps = 1", resume=True)  # nothing to do, nothing relabelled
+    assert shorter.name == "step_3"
+    assert sorted(p.name for p in tmp_path.glob("step_*")) == ["step_2", "step_3"]
 
 
 def test_grad_accum_and_d_steps_per_g(tmp_path):
@@ -179,8 +188,8 @@ def test_grad_accum_equals_the_larger_batch(tmp_path):
     # micro-batches of 1 must give the gradients of one batch of 2, for G and for D. With TTUR, Adam's
     # beta1 = 0, so its first moment after one step is the gradient itself.
     exact = ["SPADE.param_free = 'instance'", "SPADEResBlock.spectral = False",
-             "MultiscalePatchDiscriminator.spectral = False", "train.max_steps = 1", "train.save_every = None",
-             "SyntheticLandscapes.crop_size = 64"]  # instance norm needs more than 1x1 at the bottom
+             "MultiscalePatchDiscriminator.spectral = False", "train.max_steps = 1",
+             "train.save_every = None", "SyntheticLandscapes.crop_size = 64"]  # instance norm: not 1x1
     big = run(tmp_path / "big", *exact, "BATCH_SIZE = 2")
     from accelerate.state import AcceleratorState, GradientState
 
@@ -196,3 +205,16 @@ def test_grad_accum_equals_the_larger_batch(tmp_path):
                 assert (ga - gb).norm() / ga.norm() < 1e-3, (f, i)
     assert read_metrics(tmp_path / "big" / "metrics.jsonl")[0]["G_GAN"] == pytest.approx(
         read_metrics(tmp_path / "accum" / "metrics.jsonl")[0]["G_GAN"], rel=1e-5)
+
+
+def test_speed_options_channels_last_and_fused_adam_save_and_resume(tmp_path):
+    speed = ["SpeedOptions.channels_last = True", "SpeedOptions.fused_adam = True"]
+    ckpt = run(tmp_path, "train.max_steps = 2", *speed)
+    assert all(v.is_contiguous() for v in weights(ckpt).values())  # saved in the standard layout
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    run(tmp_path, "train.max_steps = 3", *speed, resume=True)  # loads back into channels-last weights
+    record = read_metrics(tmp_path / "metrics.jsonl")[-1]
+    assert record["step"] == 3 and all(torch.isfinite(torch.tensor(record[k])) for k in ("G_GAN", "D_real"))

@@ -47,3 +47,17 @@ def test_two_processes_end_with_identical_weights(tmp_path):
         "random_states_0.pkl", "random_states_1.pkl"]
     G = load_weights(tmp_path, "G")  # saved without DDP's `module.` prefix: loads in one process
     assert not any(k.startswith("module.") for k in G) and all(torch.isfinite(v).all() for v in G.values())
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tmp_path):
+    """The documented Accelerate command: `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2`."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--main_process_port", str(free_port()), str(REPO / "experiments" / "run.py"), "--gin", str(TINY),
+           "--run_dir", str(tmp_path)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=85, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["processes"] == 2
+    assert len(set(summary["weights_sha256"])) == 1

@@ -6,6 +6,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on 2 cores: one intra-op thread per worker, or the workers fight over the cores.
+    torch.set_num_threads(1)
 PARITY_DIR = Path(os.environ.get("CONDGEN_PARITY_DIR", REPO.parent / "shared" / "fixtures" / "official"))
 
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import save_ids, save_photo, stripes
+from tests.data.conftest import save_ids, save_photo, stripes
 from PIL import Image
 
 from condgen.data import ADE20K, Cityscapes, CocoStuff, CustomFolder, DataError, check_data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import photo_of, save_ids, save_photo, stripes
+from tests.data.conftest import photo_of, save_ids, save_photo, stripes
 from PIL import Image
 
 from condgen.data import (

@@ -5,8 +5,13 @@ from pathlib import Path
 import pytest
 
 TINY = Path(__file__).resolve().parents[1] / "train" / "tiny.gin"
-VAE = ["SPADEGenerator.use_vae = True", "SPADEGenerator.z_dim = 8", "build_gan.encoder = @VAEEncoder",
-       "VAEEncoder.ngf = 4", "VAEEncoder.z_dim = 8"]
+VAE = [
+    "SPADEGenerator.use_vae = True",
+    "SPADEGenerator.z_dim = 8",
+    "build_gan.encoder = @VAEEncoder",
+    "VAEEncoder.ngf = 4",
+    "VAEEncoder.z_dim = 8",
+]
 
 
 def train_tiny(run_dir: Path, *bindings: str) -> Path:

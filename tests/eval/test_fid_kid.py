@@ -70,8 +70,11 @@ def direct_kid(x, y):
     d, m, n = x.shape[1], len(x), len(y)
     k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-            - 2 * kxy.mean())
+    return (
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2 * kxy.mean()
+    )
 
 
 def test_kid_with_one_full_subset_is_the_unbiased_mmd():
@@ -108,7 +111,13 @@ def test_real_features_are_cached_per_protocol(tmp_path):
         calls.append(1)
         return np.arange(6.0).reshape(3, 2)
 
-    fields = {"dataset": "SyntheticLandscapes", "split": "val", "resolution": "32x32", "extractor": "x", "images": 3}
+    fields = {
+        "dataset": "SyntheticLandscapes",
+        "split": "val",
+        "resolution": "32x32",
+        "extractor": "x",
+        "images": 3,
+    }
     first, path, hit = cached_features(fields, compute, root=tmp_path)
     again, path2, hit2 = cached_features(fields, compute, root=tmp_path)
     assert (hit, hit2, len(calls), path) == (False, True, 1, path2)

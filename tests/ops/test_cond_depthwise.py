@@ -130,8 +130,8 @@ def test_errors_name_both_shapes():
         cond_depthwise_conv2d(x, kernels, 5)
     with pytest.raises(ValueError, match="odd"):
         cond_depthwise_conv2d(x, kernels, 2)
-    with pytest.raises(ValueError, match="unknown impl 'triton'"):
-        cond_depthwise_conv2d(x, kernels, impl="triton")
+    with pytest.raises(ValueError, match="unknown impl 'cuda'"):
+        cond_depthwise_conv2d(x, kernels, impl="cuda")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         cond_depthwise_conv2d(x[0], kernels[0])
 

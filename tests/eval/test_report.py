@@ -1,0 +1,103 @@
+"""The comparison report on two tiny runs: table with protocol line, plots, side-by-side grid, HTML."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from condgen.eval.evaluate import evaluate
+from condgen.eval.report import compare, paper_names
+
+
+def test_report_on_two_tiny_runs(spade_run, vae_run, tiny_segmenter, tmp_path):
+    for run in (spade_run, vae_run):
+        evaluate(
+            run,
+            num_images=4,
+            features="segmenter",
+            segmenter=tiny_segmenter,
+            cache=tmp_path / "c",
+            kid_subsets=5,
+        )
+    md = compare(
+        [spade_run, vae_run],
+        tmp_path / "report",
+        names=["spade", "spade+vae"],
+        maps=3,
+        notes="Tiny runs for a test.",
+    )
+    text = md.read_text()
+    assert "| spade | SPADE | MsPatch |" in text and "| spade+vae | SPADE | MsPatch |" in text
+    assert "real images (segmenter upper bound)" in text
+    assert text.count("Protocol: 4 SyntheticLandscapes val images at 32x32") == 1  # one shared protocol line
+    assert "not comparable" not in text and "Tiny runs for a test." in text
+    for png in ("losses.png", "metrics.png", "samples.png"):
+        assert (tmp_path / "report" / png).is_file() and f"]({png})" in text
+    grid = np.asarray(Image.open(tmp_path / "report" / "samples.png"))
+    assert grid.shape == (3 * 32 + 2 * 2, 4 * 32 + 3 * 2, 3)  # label | real | 2 runs
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("<tr>") == 4 and "samples.png" in html  # header, 2 runs, upper bound
+
+
+def test_compare_cli_names_the_files(spade_run, tiny_segmenter, tmp_path):
+    from experiments.compare import main
+
+    evaluate(
+        spade_run,
+        out=spade_run / "eval" / "val_step2_segmenter.json",
+        num_images=4,
+        features="segmenter",
+        segmenter=tiny_segmenter,
+        cache=tmp_path / "c",
+        kid_subsets=5,
+    )
+    assert main([str(spade_run), "--out", str(tmp_path), "--name", "mine", "--maps", "2"]) == 0
+    assert {"mine.md", "mine.html", "mine_losses.png", "mine_metrics.png", "mine_samples.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    with pytest.raises(SystemExit):  # one name for two runs
+        main([str(spade_run), str(spade_run), "--out", str(tmp_path), "--names", "one"])
+
+
+def test_different_protocols_are_flagged(spade_run, vae_run, tiny_segmenter, tmp_path):
+    evaluate(
+        spade_run,
+        out=spade_run / "eval" / "val_step2_segmenter.json",
+        num_images=4,
+        features="segmenter",
+        segmenter=tiny_segmenter,
+        cache=tmp_path,
+        kid_subsets=5,
+    )
+    evaluate(
+        vae_run,
+        out=vae_run / "eval" / "val_step2_segmenter.json",
+        num_images=3,
+        features="segmenter",
+        segmenter=tiny_segmenter,
+        cache=tmp_path,
+        kid_subsets=5,
+    )
+    text = compare([spade_run, vae_run], tmp_path / "r", maps=2).read_text()
+    assert "not comparable" in text
+
+
+def test_paper_names_of_the_table2_cells():
+    from types import SimpleNamespace
+
+    from condgen.blocks.cond_conv import CCResBlock
+    from condgen.blocks.spade import SPADEResBlock
+
+    def net(cls, **attrs):
+        return type(cls, (), attrs)()
+
+    pyramid = net("FeaturePyramidCondition")
+    cc = SimpleNamespace(
+        G=SimpleNamespace(head_0=CCResBlock.__new__(CCResBlock), condition=pyramid),
+        D=net("FPSEDiscriminator", semantic_embedding=True),
+    )
+    assert paper_names(cc) == ("CC w/ FP", "FP+SE")
+    spade = SimpleNamespace(
+        G=SimpleNamespace(head_0=SPADEResBlock.__new__(SPADEResBlock), condition=pyramid),
+        D=net("MultiscalePatchDiscriminator", semantic_embedding=True),
+    )
+    assert paper_names(spade) == ("SPADE w/ FP", "MsPatch+SE")

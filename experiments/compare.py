@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--maps", type=int, default=6, help="label maps in the sample grid")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="condgen comparison")
+    p.add_argument("--name", default="report", help="file stem: OUT/<name>.md, OUT/<name>.html, <name>_*.png")
     p.add_argument("--notes", type=Path, help="a text/markdown file placed under the title")
     args = p.parse_args(argv)
     if args.names and len(args.names) != len(args.runs):
@@ -38,8 +39,18 @@ def main(argv: list[str] | None = None) -> int:
 
     notes = args.notes.read_text() if args.notes else ""
     try:
-        md = compare(args.runs, args.out, names=args.names, split=args.split, features=args.features,
-                     maps=args.maps, seed=args.seed, title=args.title, notes=notes)
+        md = compare(
+            args.runs,
+            args.out,
+            names=args.names,
+            split=args.split,
+            features=args.features,
+            maps=args.maps,
+            seed=args.seed,
+            title=args.title,
+            notes=notes,
+            name=args.name,
+        )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,13 +6,16 @@ from the condition map, then a pointwise 1x1 conv whose output is gated by predi
 checkpoints load without renames. Deviations: the conditional conv uses the lean op
 (`condgen.ops.cond_depthwise`); `gen_weights2` predicts min(in, out)*k*k kernels (official: out*k*k, the
 same number whenever in >= out, which holds for every official block); the three BatchNorms the official
-block builds but never uses are kept frozen behind `official_unused_bn` (see `CCResBlock`).
+block builds but never uses are kept frozen behind `official_unused_bn` (see `CCResBlock`); `checkpoint_heads`
+recomputes the predicted kernels and gates in backward instead of keeping them (activation checkpointing).
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from condgen.blocks.norm import batch_norm, spectral_norm
 from condgen.blocks.spade import SPADE
@@ -84,6 +87,10 @@ class CCResBlock(nn.Module):
             (`conv_0.norm_layer`, `norm_0`, `conv_2.norm_layer`) with `requires_grad=False`, so official
             checkpoints load strictly and parameter counts match; DDP and optimisers ignore them.
         impl: conditional depthwise conv implementation; None: the gin default (`'lean'`).
+        checkpoint_heads: do not keep the four heads' outputs and hidden maps for backward (the kernels
+            alone are 9x the block's features); recompute them there. Same results; less activation
+            memory for more time (benchmarks/RESULTS.md). Only the parameter-free ops that consume
+            them are recomputed with the heads, never a BatchNorm or spectral norm (no state advances twice).
     """
 
     def __init__(
@@ -97,10 +104,11 @@ class CCResBlock(nn.Module):
         spectral: bool = True,
         official_unused_bn: bool = True,
         impl: str | None = None,
+        checkpoint_heads: bool = False,
     ) -> None:
         super().__init__()
         mid, k2 = min(in_ch, out_ch), kernel_size**2
-        self.cond_nc = cond_nc
+        self.cond_nc, self.checkpoint_heads = cond_nc, checkpoint_heads
         self.learned_shortcut = in_ch != out_ch
         self.gen_weights1 = prediction_head(cond_nc, hidden, in_ch * k2)
         self.gen_weights2 = prediction_head(cond_nc, hidden, mid * k2)
@@ -133,8 +141,26 @@ class CCResBlock(nn.Module):
         if cond.shape[-2:] != x.shape[-2:]:
             cond = F.interpolate(cond, size=x.shape[-2:], mode="nearest")
         x_s = self.shortcut(x, cond)
-        dx = self.conv_0(self.norm_1(x), self.gen_weights1(cond))
-        dx = F.leaky_relu(self.conv_1(dx) * self.gen_se_weights1(cond), 0.2)
-        dx = self.conv_2(self.norm_2(dx), self.gen_weights2(cond))
-        dx = F.leaky_relu(self.conv_3(dx) * self.gen_se_weights2(cond), 0.2)
+        run = self._checkpointed if self.checkpoint_heads and torch.is_grad_enabled() else self._direct
+        dx = run(self._cond_conv, self.norm_1(x), cond, self.conv_0, self.gen_weights1)
+        dx = F.leaky_relu(run(self._gate, self.conv_1(dx), cond, self.gen_se_weights1), 0.2)
+        dx = run(self._cond_conv, self.norm_2(dx), cond, self.conv_2, self.gen_weights2)
+        dx = F.leaky_relu(run(self._gate, self.conv_3(dx), cond, self.gen_se_weights2), 0.2)
         return x_s + dx
+
+    @staticmethod
+    def _cond_conv(x: Tensor, cond: Tensor, conv: nn.Module, head: nn.Module) -> Tensor:
+        return conv(x, head(cond))
+
+    @staticmethod
+    def _gate(x: Tensor, cond: Tensor, head: nn.Module) -> Tensor:
+        return x * head(cond)
+
+    @staticmethod
+    def _direct(fn, *args):
+        return fn(*args)
+
+    @staticmethod
+    def _checkpointed(fn, *args):
+        # Keeps only x and cond; backward re-runs the head (plain convs, ReLU, sigmoid) and its consumer.
+        return checkpoint(fn, *args, use_reentrant=False)

@@ -6,7 +6,13 @@ describes the protocol. Pretrained weights are never downloaded (`weights.py`).
 """
 
 from condgen.eval.evaluate import evaluate, protocol_line, shard
-from condgen.eval.fid import feature_statistics, fid_from_features, frechet_distance, kid_from_features, to_uint8
+from condgen.eval.fid import (
+    feature_statistics,
+    fid_from_features,
+    frechet_distance,
+    kid_from_features,
+    to_uint8,
+)
 from condgen.eval.miou import confusion_matrix, segmentation_scores
 from condgen.eval.segmenters import (
     SEGMENTERS,

@@ -1,7 +1,8 @@
 """`python -m condgen eval RUN`: evaluate a run (or a checkpoint, or a converted official folder).
 
 Writes `RUN/eval/<split>_step<N>.json` (or `--out`) and prints the metrics with the protocol line. Runs on one
-CPU, or distributed: `accelerate launch -m condgen eval RUN` / `torchrun --nproc_per_node 2 -m condgen eval RUN`.
+CPU, or distributed: `accelerate launch -m condgen eval RUN` or
+`torchrun --nproc_per_node 2 -m condgen eval RUN`.
 """
 
 from __future__ import annotations
@@ -13,20 +14,37 @@ from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m condgen eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", type=Path, help="run directory, step_<N> checkpoint or converted official folder")
+    p = argparse.ArgumentParser(
+        prog="python -m condgen eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "source", type=Path, help="run directory, step_<N> checkpoint or converted official folder"
+    )
     p.add_argument("--out", type=Path, help="metrics JSON (default RUN/eval/<split>_step<N>.json)")
     p.add_argument("--split", default="val")
     p.add_argument("--num_images", type=int, help="first N images of the split (default: all)")
-    p.add_argument("--features", choices=("inception", "segmenter"), default="inception",
-                   help="FID/KID feature network: the field's Inception (default) or the dataset's segmenter "
-                        "(a domain FID for data without an Inception-meaningful domain; not comparable)")
+    p.add_argument(
+        "--features",
+        choices=("inception", "segmenter"),
+        default="inception",
+        help="FID/KID feature network: the field's Inception (default) or the dataset's segmenter "
+        "(a domain FID for data without an Inception-meaningful domain; not comparable)",
+    )
     p.add_argument("--inception", help="path of weights-inception-2015-12-05-6726825d.pth (default: cache)")
-    p.add_argument("--random_inception", action="store_true", help="random Inception: tests only, meaningless")
-    p.add_argument("--segmenter", default="auto", help="segmenter registry name, 'auto' (the dataset's) or 'none'")
-    p.add_argument("--latent", choices=("random", "encode"), default="random",
-                   help="VAE models: seeded z ~ N(0, I) per image (default) or the real image's posterior")
+    p.add_argument(
+        "--random_inception", action="store_true", help="random Inception: tests only, meaningless"
+    )
+    p.add_argument(
+        "--segmenter", default="auto", help="segmenter registry name, 'auto' (the dataset's) or 'none'"
+    )
+    p.add_argument(
+        "--latent",
+        choices=("random", "encode"),
+        default="random",
+        help="VAE models: seeded z ~ N(0, I) per image (default) or the real image's posterior",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema", action="store_true", help="evaluate the EMA generator")
     p.add_argument("--kid_subsets", type=int, default=100)
@@ -37,8 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random_lpips", action="store_true", help="random AlexNet: tests only, meaningless")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--dataset", help="dataset class to evaluate on (default: the run's train.dataset)")
-    p.add_argument("--gin_bindings", action="extend", nargs="+", default=[], metavar="BINDING",
-                   help="extra bindings after the run's config, e.g. \"eval/CocoStuff.root = '/data/coco'\"")
+    p.add_argument(
+        "--gin_bindings",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="BINDING",
+        help="extra bindings after the run's config, e.g. \"eval/CocoStuff.root = '/data/coco'\"",
+    )
     p.add_argument("--cache", type=Path, help="real-feature cache folder (default $CONDGEN_CACHE/stats)")
     return p
 
@@ -50,13 +74,28 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         record = evaluate(
-            args.source, out=args.out, split=args.split, num_images=args.num_images, dataset=args.dataset,
-            bindings=tuple(args.gin_bindings), features=args.features, inception_weights=args.inception,
-            random_inception=args.random_inception, segmenter=None if args.segmenter == "none" else args.segmenter,
-            latent=args.latent, seed=args.seed, ema=args.ema, kid_subsets=args.kid_subsets,
-            kid_subset_size=args.kid_subset_size, diversity_maps=args.diversity_maps,
-            diversity_samples=args.diversity_samples, lpips_weights=args.lpips_weights,
-            random_lpips=args.random_lpips, batch_size=args.batch_size, cache=args.cache, progress=True,
+            args.source,
+            out=args.out,
+            split=args.split,
+            num_images=args.num_images,
+            dataset=args.dataset,
+            bindings=tuple(args.gin_bindings),
+            features=args.features,
+            inception_weights=args.inception,
+            random_inception=args.random_inception,
+            segmenter=None if args.segmenter == "none" else args.segmenter,
+            latent=args.latent,
+            seed=args.seed,
+            ema=args.ema,
+            kid_subsets=args.kid_subsets,
+            kid_subset_size=args.kid_subset_size,
+            diversity_maps=args.diversity_maps,
+            diversity_samples=args.diversity_samples,
+            lpips_weights=args.lpips_weights,
+            random_lpips=args.random_lpips,
+            batch_size=args.batch_size,
+            cache=args.cache,
+            progress=True,
         )
     except (WeightsNotFoundError, WeightsMismatchError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -38,7 +38,9 @@ class LPIPS(nn.Module):
         random_weights: seeded random backbone instead (tests only).
     """
 
-    def __init__(self, *, weights: str | Path | None = None, random_weights: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self, *, weights: str | Path | None = None, random_weights: bool = False, seed: int = 0
+    ) -> None:
         super().__init__()
         import lpips
 

@@ -22,12 +22,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from condgen.eval.fid import cache_key, cache_path, cached_features, fid_from_features, kid_from_features, to_uint8
+from condgen.eval.fid import (
+    cache_key,
+    cache_path,
+    cached_features,
+    fid_from_features,
+    kid_from_features,
+    to_uint8,
+)
 from condgen.eval.miou import confusion_matrix, segmentation_scores
 from condgen.eval.segmenters import Segmenter, load_segmenter, segmenter_for
 from condgen.eval.synthesize import encode_seg, generate, latents, load_generator
 
 FEATURES = ("inception", "segmenter")
+GENERATED_SPLIT = 500  # validation images of a generated dataset (no natural size) unless num_images says
 
 
 def shard(n: int, num_processes: int, process_index: int) -> range:
@@ -59,22 +67,26 @@ def eval_dataset(spec: Any, *, dataset: Any = None, split: str = "val", num_imag
         try:
             ref = gin.query_parameter("train.dataset")
         except ValueError:
-            raise ValueError("the run's config binds no train.dataset (a converted official checkpoint?); "
-                             "pass dataset= / --dataset NAME and its bindings, e.g. \"CocoStuff.root = '...'\"") from None
+            raise ValueError(
+                "the run's config binds no train.dataset (a converted official checkpoint?); "
+                "pass dataset= / --dataset NAME and its bindings, e.g. \"CocoStuff.root = '...'\""
+            ) from None
         dataset = ref.selector.split(".")[-1]
     cls = get(dataset, "dataset").cls if isinstance(dataset, str) else dataset
     params = inspect.signature(inspect.unwrap(cls.__init__)).parameters
     kwargs: dict[str, Any] = {"split": split}
     if "flip" in params:
         kwargs["flip"] = False
-    if num_images is not None and "length" in params:  # generated datasets: exactly the requested items
-        kwargs["length"] = num_images
+    if "length" in params:  # a generated dataset: exactly the requested number of items
+        kwargs["length"] = num_images if num_images is not None else GENERATED_SPLIT
     with gin.config_scope("eval"):
         ds = cls(**kwargs)
     got = ds.spec
     if (got.semantic_nc, got.size) != (spec.semantic_nc, spec.size):
-        raise ValueError(f"the {split} dataset {ds!r} gives {got.semantic_nc} label channels at {got.size}, the "
-                         f"generator expects {spec.semantic_nc} at {spec.size}; bind the dataset like the run")
+        raise ValueError(
+            f"the {split} dataset {ds!r} gives {got.semantic_nc} label channels at {got.size}, the "
+            f"generator expects {spec.semantic_nc} at {spec.size}; bind the dataset like the run"
+        )
     return ds
 
 
@@ -122,7 +134,7 @@ def evaluate(
 
     Args:
         out: metrics JSON path; default `default_out` (`<run>/eval/<split>_step<N>_<features>.json`).
-        num_images: first N images of the split (default all; generated datasets get exactly N).
+        num_images: first N images of the split (default all; generated datasets get exactly N, default 500).
         dataset, bindings: override the run's dataset class / add gin bindings (e.g. a moved data root).
         features: 'inception' (the field's FID network) or 'segmenter' (the segmenter's features: a domain
             FID, not comparable with published numbers).
@@ -134,8 +146,10 @@ def evaluate(
     """
     import gin
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    state = PartialState()
+    # as `Accelerator` does: without CUDA (or with ACCELERATE_USE_CPU) processes join a gloo group on the CPU
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     device = state.device
     t0 = time.perf_counter()
     gan, spec, info = load_generator(source, ema=ema, device=str(device))
@@ -162,21 +176,37 @@ def evaluate(
     if features == "segmenter":
         if seg_net is None:
             raise ValueError("features='segmenter' needs a segmenter")
-        extractor, extractor_record = seg_net.features, {"name": f"segmenter:{seg_net.spec.name}",
-                                                         "weights_sha256": seg_net.record.get("weights_sha256"),
-                                                         "input_size": list(seg_net.spec.input_size or spec.size)}
+        extractor, extractor_record = (
+            seg_net.features,
+            {
+                "name": f"segmenter:{seg_net.spec.name}",
+                "weights_sha256": seg_net.record.get("weights_sha256"),
+                "input_size": list(seg_net.spec.input_size or spec.size),
+            },
+        )
     else:
         from condgen.eval.inception import InceptionFeatures
 
         inception = InceptionFeatures(weights=inception_weights, random_weights=random_inception).to(device)
         extractor = lambda img: inception(to_uint8(img))  # noqa: E731
-        extractor_record = {"name": inception.name, "weights_sha256": inception.weights_sha256,
-                            "input_size": [299, 299], "resize": "TF1-compatible bilinear (torch-fidelity)"}
+        extractor_record = {
+            "name": inception.name,
+            "weights_sha256": inception.weights_sha256,
+            "input_size": [299, 299],
+            "resize": "TF1-compatible bilinear (torch-fidelity)",
+        }
 
     h, w = spec.size
-    cache_fields = {"dataset": type(ds).__name__, "dataset_repr": repr(ds), "split": split, "images": n,
-                    "resolution": f"{h}x{w}", "resize_filter": _resize_filter(ds),
-                    "extractor": extractor_record["name"], "extractor_weights": extractor_record["weights_sha256"]}
+    cache_fields = {
+        "dataset": type(ds).__name__,
+        "dataset_repr": repr(ds),
+        "split": split,
+        "images": n,
+        "resolution": f"{h}x{w}",
+        "resize_filter": _resize_filter(ds),
+        "extractor": extractor_record["name"],
+        "extractor_weights": extractor_record["weights_sha256"],
+    }
     need_real = not cache_path(cache_fields, cache).is_file()
     state.wait_for_everyone()
 
@@ -215,14 +245,27 @@ def evaluate(
         lpips_record = lpips.record
         for i in shard(min(diversity_maps, n), state.num_processes, state.process_index):
             b = _batch(ds, [i])
-            seg = encode_seg(b["label"].to(device), spec,
-                             b["instance"].to(device) if "instance" in b else None)
-            samples = torch.cat([generate(gan, seg, [i], seed=seed, sample=s) for s in range(diversity_samples)])
+            seg = encode_seg(
+                b["label"].to(device), spec, b["instance"].to(device) if "instance" in b else None
+            )
+            samples = torch.cat(
+                [generate(gan, seg, [i], seed=seed, sample=s) for s in range(diversity_samples)]
+            )
             mean, pairs = mean_pairwise(lpips, samples)
             div_sum, div_pairs, div_maps = div_sum + mean, div_pairs + pairs, div_maps + 1
 
-    parts = _gather(state, {"fake": fake_f, "real": real_f, "conf_fake": conf_fake, "conf_real": conf_real,
-                            "t_gen": t_gen, "generated": generated, "div": (div_sum, div_maps)})
+    parts = _gather(
+        state,
+        {
+            "fake": fake_f,
+            "real": real_f,
+            "conf_fake": conf_fake,
+            "conf_real": conf_real,
+            "t_gen": t_gen,
+            "generated": generated,
+            "div": (div_sum, div_maps),
+        },
+    )
     if not state.is_main_process:
         state.wait_for_everyone()
         return {}
@@ -235,18 +278,28 @@ def evaluate(
 
     real_all, real_path, hit = cached_features(cache_fields, compute_real, root=cache)
     metrics: dict[str, Any] = {"fid": fid_from_features(real_all, fake_all)}
-    metrics.update(kid_from_features(real_all, fake_all, subsets=kid_subsets, subset_size=kid_subset_size,
-                                     seed=seed))
+    metrics.update(
+        kid_from_features(real_all, fake_all, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+    )
     seg_record = None
     if seg_net is not None:
         fake_scores = segmentation_scores(sum(p["conf_fake"] for p in parts))
         real_scores = segmentation_scores(sum(p["conf_real"] for p in parts))
-        metrics.update(miou=fake_scores["miou"], pixel_accuracy=fake_scores["pixel_accuracy"],
-                       real_miou=real_scores["miou"], real_pixel_accuracy=real_scores["pixel_accuracy"],
-                       per_class_iou=fake_scores["per_class_iou"], real_per_class_iou=real_scores["per_class_iou"])
-        seg_record = {**seg_net.record, "input_size": list(seg_net.spec.input_size or spec.size),
-                      "label_remap": seg_net.spec.label_remap is not None, "ignore_index": seg_net.spec.ignore_index,
-                      "protocol": seg_net.spec.protocol}
+        metrics.update(
+            miou=fake_scores["miou"],
+            pixel_accuracy=fake_scores["pixel_accuracy"],
+            real_miou=real_scores["miou"],
+            real_pixel_accuracy=real_scores["pixel_accuracy"],
+            per_class_iou=fake_scores["per_class_iou"],
+            real_per_class_iou=real_scores["per_class_iou"],
+        )
+        seg_record = {
+            **seg_net.record,
+            "input_size": list(seg_net.spec.input_size or spec.size),
+            "label_remap": seg_net.spec.label_remap is not None,
+            "ignore_index": seg_net.spec.ignore_index,
+            "protocol": seg_net.spec.protocol,
+        }
     div_total = sum(p["div"][0] for p in parts)
     div_count = sum(p["div"][1] for p in parts)
     if div_count:
@@ -256,20 +309,35 @@ def evaluate(
 
     meaningless = []
     if features == "inception" and random_inception:
-        meaningless.append("FID/KID use a RANDOM Inception (random_inception=True): the numbers are meaningless")
+        meaningless.append(
+            "FID/KID use a RANDOM Inception (random_inception=True): the numbers are meaningless"
+        )
     if lpips_record and random_lpips:
         meaningless.append("LPIPS uses a RANDOM AlexNet (random_lpips=True): diversity is meaningless")
     protocol = {
-        "source": info, "dataset": type(ds).__name__, "dataset_repr": repr(ds), "split": split, "images": n,
-        "resolution": [h, w], "real_resize_filter": _resize_filter(ds), "generated": "one per label map",
-        "latent": latent if multimodal else "none (label-map input)", "seed": seed,
-        "features": extractor_record, "kid_subsets": metrics["kid_subsets"],
-        "kid_subset_size": metrics["kid_subset_size"], "real_features_cache": {"path": str(real_path), "hit": hit,
-                                                                              "key": cache_key(**cache_fields)},
-        "segmenter": seg_record, "diversity": {"lpips": lpips_record, "maps": div_count,
-                                               "samples_per_map": diversity_samples} if lpips_record else None,
-        "processes": state.num_processes, "meaningless": meaningless,
-        "versions": _versions(), "wall_s": round(time.perf_counter() - t0, 1),
+        "source": info,
+        "dataset": type(ds).__name__,
+        "dataset_repr": repr(ds),
+        "split": split,
+        "images": n,
+        "resolution": [h, w],
+        "real_resize_filter": _resize_filter(ds),
+        "generated": "one per label map",
+        "latent": latent if multimodal else "none (label-map input)",
+        "latent_policy": latent,
+        "seed": seed,
+        "features": extractor_record,
+        "kid_subsets": metrics["kid_subsets"],
+        "kid_subset_size": metrics["kid_subset_size"],
+        "real_features_cache": {"path": str(real_path), "hit": hit, "key": cache_key(**cache_fields)},
+        "segmenter": seg_record,
+        "diversity": {"lpips": lpips_record, "maps": div_count, "samples_per_map": diversity_samples}
+        if lpips_record
+        else None,
+        "processes": state.num_processes,
+        "meaningless": meaningless,
+        "versions": _versions(),
+        "wall_s": round(time.perf_counter() - t0, 1),
     }
     record = {"metrics": metrics, "protocol": protocol, "protocol_line": protocol_line(protocol)}
     path = Path(out) if out is not None else default_out(source, info, split, features)
@@ -281,7 +349,7 @@ def evaluate(
 
 
 def default_out(source: str | Path, info: dict, split: str, features: str) -> Path:
-    """`<run>/eval/<split>_step<N>_<features>[_ema].json`; `<folder>/eval/<split>_<features>.json` otherwise."""
+    """`<run>/eval/<split>_step<N>_<features>[_ema].json`, or `<folder>/eval/<split>_<features>.json`."""
     ema = "_ema" if info.get("ema") else ""
     if info.get("checkpoint"):
         ckpt = Path(info["checkpoint"])
@@ -302,7 +370,11 @@ def _versions() -> dict[str, str]:
 
     import condgen
 
-    return {"condgen": condgen.__version__, "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__}
+    return {
+        "condgen": condgen.__version__,
+        "torch": torch.__version__,
+        "torch_fidelity": torch_fidelity.__version__,
+    }
 
 
 def protocol_line(p: dict) -> str:
@@ -313,6 +385,8 @@ def protocol_line(p: dict) -> str:
     seg_txt = f"; mIoU by {seg['name']} at {seg['input_size'][0]}x{seg['input_size'][1]}" if seg else ""
     sha = str(f["weights_sha256"])[:12]
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
-    return (f"{p['images']} {p['dataset']} {p['split']} images at {h}x{w} (real: {p['real_resize_filter']}); "
-            f"FID/KID features {f['name']} (sha256 {sha}), KID {p['kid_subsets']} subsets of "
-            f"{p['kid_subset_size']}; latent {p['latent']}, seed {p['seed']}{seg_txt}{flag}")
+    return (
+        f"{p['images']} {p['dataset']} {p['split']} images at {h}x{w} (real: {p['real_resize_filter']}); "
+        f"FID/KID features {f['name']} (sha256 {sha}), KID {p['kid_subsets']} subsets of "
+        f"{p['kid_subset_size']}; VAE latents {p['latent_policy']}, seed {p['seed']}{seg_txt}{flag}"
+    )

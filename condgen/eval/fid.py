@@ -44,8 +44,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (torch-fidelity's implementation)."""
     from torch_fidelity.metric_fid import fid_statistics_to_metric
 
-    stats = [{"mu": np.asarray(m, np.float64), "sigma": np.atleast_2d(np.asarray(s, np.float64))}
-             for m, s in ((mu1, sigma1), (mu2, sigma2))]
+    stats = [
+        {"mu": np.asarray(m, np.float64), "sigma": np.atleast_2d(np.asarray(s, np.float64))}
+        for m, s in ((mu1, sigma1), (mu2, sigma2))
+    ]
     if stats[0]["mu"].shape != stats[1]["mu"].shape or stats[0]["sigma"].shape != stats[1]["sigma"].shape:
         raise ValueError(
             f"FID statistics differ in shape: mu {stats[0]['mu'].shape} vs {stats[1]['mu'].shape}, "
@@ -73,16 +75,30 @@ def kid_from_features(
     """
     from torch_fidelity.metric_kid import kid_features_to_metric
 
-    a, b = (torch.as_tensor(np.asarray(x.cpu() if isinstance(x, Tensor) else x, np.float64)) for x in (real, fake))
+    a, b = (
+        torch.as_tensor(np.asarray(x.cpu() if isinstance(x, Tensor) else x, np.float64)) for x in (real, fake)
+    )
     size = min(subset_size, len(a), len(b))
     if size < 2:
         raise ValueError(f"KID needs at least 2 images per set, got {len(a)} real and {len(b)} generated")
     out = kid_features_to_metric(
-        a, b, kid_subsets=subsets, kid_subset_size=size, kid_kernel="poly", kid_kernel_poly_degree=3,
-        kid_kernel_poly_gamma=None, kid_kernel_poly_coef0=1, rng_seed=seed, verbose=False,
+        a,
+        b,
+        kid_subsets=subsets,
+        kid_subset_size=size,
+        kid_kernel="poly",
+        kid_kernel_poly_degree=3,
+        kid_kernel_poly_gamma=None,
+        kid_kernel_poly_coef0=1,
+        rng_seed=seed,
+        verbose=False,
     )
-    return {"kid_mean": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"],
-            "kid_subsets": subsets, "kid_subset_size": size}
+    return {
+        "kid_mean": out["kernel_inception_distance_mean"],
+        "kid_std": out["kernel_inception_distance_std"],
+        "kid_subsets": subsets,
+        "kid_subset_size": size,
+    }
 
 
 # ------------------------------------------------------------------------------ the real-feature cache

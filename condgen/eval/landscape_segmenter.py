@@ -35,7 +35,11 @@ log = logging.getLogger("condgen.eval")
 
 
 def _conv(in_ch: int, out_ch: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(in_ch, out_ch, 3, stride, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(in_ch, out_ch, 3, stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class LandscapeSegmenter(nn.Module):
@@ -84,9 +88,9 @@ class LandscapeRecipe:
     """Everything that determines the trained landscape segmenter (its cache key)."""
 
     size: int = 64  # square input size; the segmenter's `input_size`
-    train_images: int = 2000  # SyntheticLandscapes train items 0..n-1, rendered once
+    train_images: int = 1000  # SyntheticLandscapes train items 0..n-1, rendered once
     data_seed: int = 0  # SyntheticLandscapes.seed of those images
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 16
     lr: float = 2e-3  # Adam, decayed linearly to 0
     width: int = 16
@@ -142,8 +146,12 @@ def train_landscape_segmenter(recipe: LandscapeRecipe = LandscapeRecipe()) -> tu
         opt.step()
     val = score(net, *_render(recipe, recipe.val_images, "val"), len(CLASSES))
     train_s = time.perf_counter() - t0
-    return net.eval(), {"val_miou": val["miou"], "val_pixel_accuracy": val["pixel_accuracy"],
-                        "final_loss": loss.item(), "train_seconds": round(train_s, 1)}
+    return net.eval(), {
+        "val_miou": val["miou"],
+        "val_pixel_accuracy": val["pixel_accuracy"],
+        "final_loss": loss.item(),
+        "train_seconds": round(train_s, 1),
+    }
 
 
 def landscape_segmenter(

@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 
 
-def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, *, ignore_index: int | None = 255) -> Tensor:
+def confusion_matrix(
+    pred: Tensor, target: Tensor, num_classes: int, *, ignore_index: int | None = 255
+) -> Tensor:
     """(num_classes, num_classes) int64 counts: rows are the true class, columns the predicted one.
 
     Args:
@@ -34,7 +36,9 @@ def confusion_matrix(pred: Tensor, target: Tensor, num_classes: int, *, ignore_i
             f"(ignore_index={ignore_index}); remap the labels to the segmenter's classes first"
         )
     if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= num_classes):
-        raise ValueError(f"predicted ids span {int(pred.min())}..{int(pred.max())}, outside 0..{num_classes - 1}")
+        raise ValueError(
+            f"predicted ids span {int(pred.min())}..{int(pred.max())}, outside 0..{num_classes - 1}"
+        )
     counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes)
 

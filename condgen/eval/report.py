@@ -56,12 +56,15 @@ def paper_names(gan: Any) -> tuple[str, str]:
     elif pyramid:
         g += " w/ FP"
     se = bool(getattr(D, "semantic_embedding", False))
-    d = {"MultiscalePatchDiscriminator": "MsPatch", "FPSEDiscriminator": "FP"}.get(type(D).__name__, type(D).__name__)
+    d = {"MultiscalePatchDiscriminator": "MsPatch", "FPSEDiscriminator": "FP"}.get(
+        type(D).__name__, type(D).__name__
+    )
     return g, d + ("+SE" if se else "")
 
 
-def summarize_run(path: str | Path, *, name: str | None = None, split: str = "val",
-                  features: str | None = None) -> RunSummary:
+def summarize_run(
+    path: str | Path, *, name: str | None = None, split: str = "val", features: str | None = None
+) -> RunSummary:
     """Collect one run's facts; `features` picks the evaluations ('inception' / 'segmenter', default any)."""
     from condgen.eval.synthesize import load_generator
     from condgen.train.report import read_metrics
@@ -109,11 +112,13 @@ def plot_losses(runs: list[RunSummary], path: Path, smooth: int = 5) -> Path | N
             steps, vals = (np.array(x, dtype=float) for x in zip(*pts, strict=True))
             w = max(1, min(smooth, len(vals)))
             vals = np.convolve(vals, np.ones(w) / w, mode="valid")
-            ax.plot(steps[w - 1:], vals, label=run.name, linewidth=1.2)
+            ax.plot(
+                steps[w - 1 :], vals, label=run.name, linewidth=1.2, marker="." if len(vals) < 20 else None
+            )
         ax.set_title(key)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
@@ -129,7 +134,11 @@ def plot_metrics(runs: list[RunSummary], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("fid", "kid_mean", "miou") if any(k in rec["metrics"] for run in runs for _, rec in run.evals)]
+    keys = [
+        k
+        for k in ("fid", "kid_mean", "miou")
+        if any(k in rec["metrics"] for run in runs for _, rec in run.evals)
+    ]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
@@ -138,8 +147,13 @@ def plot_metrics(runs: list[RunSummary], path: Path) -> Path | None:
             pts = [(s, rec["metrics"][key]) for s, rec in run.evals if key in rec["metrics"]]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=run.name, linewidth=1.2)
-        ax.set_title({"fid": "FID (lower is better)", "kid_mean": "KID (lower is better)",
-                      "miou": "mIoU (higher is better)"}[key])
+        ax.set_title(
+            {
+                "fid": "FID (lower is better)",
+                "kid_mean": "KID (lower is better)",
+                "miou": "mIoU (higher is better)",
+            }[key]
+        )
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
@@ -150,11 +164,24 @@ def plot_metrics(runs: list[RunSummary], path: Path) -> Path | None:
 
 
 @torch.no_grad()
-def sample_grid(runs: list[RunSummary], path: Path, *, maps: int = 6, seed: int = 0) -> Path:
-    """label | real | one generated column per run, for the first `maps` validation label maps."""
+def sample_grid(
+    runs: list[RunSummary], path: Path, *, maps: int = 6, seed: int = 0, upscale: int | None = None
+) -> Path:
+    """label | real | one generated column per run, for the first `maps` validation label maps.
+
+    `upscale` enlarges every image by pixel repetition (default: up to 128 px high, so 64 px samples are
+    readable in a report); the pixels themselves are untouched.
+    """
     from condgen.data.visualize import colorize
     from condgen.eval.evaluate import _batch, eval_dataset
-    from condgen.eval.synthesize import _png, dataset_palette, encode_seg, generate, image_grid, load_generator
+    from condgen.eval.synthesize import (
+        _png,
+        dataset_palette,
+        encode_seg,
+        generate,
+        image_grid,
+        load_generator,
+    )
 
     columns, spec0, batch, palette = [], None, None, None
     for run in runs:
@@ -164,12 +191,16 @@ def sample_grid(runs: list[RunSummary], path: Path, *, maps: int = 6, seed: int 
             ds = eval_dataset(spec, split="val", num_images=maps)
             batch = _batch(ds, list(range(min(maps, len(ds)))))
         elif (spec.semantic_nc, spec.size) != (spec0.semantic_nc, spec0.size):
-            raise ValueError(f"{run.name} works at {spec.size} with {spec.semantic_nc} label channels, "
-                             f"{runs[0].name} at {spec0.size} with {spec0.semantic_nc}: not comparable")
+            raise ValueError(
+                f"{run.name} works at {spec.size} with {spec.semantic_nc} label channels, "
+                f"{runs[0].name} at {spec0.size} with {spec0.semantic_nc}: not comparable"
+            )
         seg = encode_seg(batch["label"], spec, batch.get("instance"))
         columns.append(generate(gan, seg, list(range(len(seg))), seed=seed))
     labels = colorize(batch["label"], palette)
+    k = upscale if upscale is not None else max(1, 128 // spec0.size[0])
     rows = [[labels[i], batch["image"][i]] + [c[i] for c in columns] for i in range(len(labels))]
+    rows = [[img.repeat_interleave(k, -1).repeat_interleave(k, -2) for img in row] for row in rows]
     _png(image_grid(rows), path)
     return path
 
@@ -181,20 +212,66 @@ def _fmt(value: Any, scale: float = 1.0, digits: int = 2) -> str:
 
 def metrics_table(runs: list[RunSummary]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison table (values of each run's latest evaluation)."""
-    header = ["run", "G", "D", "params G", "params D", "steps", "train img/s", "gen img/s", "FID", "KID x1e3",
-              "mIoU", "pixel acc."]
+    header = [
+        "run",
+        "G",
+        "D",
+        "params G",
+        "params D",
+        "steps",
+        "train img/s",
+        "gen img/s",
+        "FID",
+        "KID x1e3",
+        "mIoU",
+        "pixel acc.",
+    ]
     rows = []
     for run in runs:
         m = run.final["metrics"] if run.final else {}
-        kid = (f"{m['kid_mean'] * 1e3:.2f} ± {m['kid_std'] * 1e3:.2f}" if "kid_mean" in m else "–")
-        rows.append([run.name, run.generator, run.discriminator, f"{run.params.get('G', 0) / 1e6:.2f}M",
-                     f"{run.params.get('D', 0) / 1e6:.2f}M", str(run.evals[-1][0] if run.evals else run.steps),
-                     _fmt(run.train_images_per_s, digits=1), _fmt(m.get("generation_images_per_s"), digits=1),
-                     _fmt(m.get("fid")), kid, _fmt(m.get("miou"), 100, 1), _fmt(m.get("pixel_accuracy"), 100, 1)])
-    bound = next((run.final["metrics"] for run in runs if run.final and "real_miou" in run.final["metrics"]), None)
+        kid = "–"
+        if "kid_mean" in m:  # the spread is 0 when every subset holds all images (subset size = N)
+            spread = f" ± {m['kid_std'] * 1e3:.2f}" if m["kid_std"] * 1e3 >= 0.005 else ""
+            kid = f"{m['kid_mean'] * 1e3:.2f}{spread}"
+        g = f"{run.params.get('G', 0) / 1e6:.2f}M" + (
+            f" (+{run.params['E'] / 1e6:.2f}M E)" if "E" in run.params else ""
+        )
+        rows.append(
+            [
+                run.name,
+                run.generator,
+                run.discriminator,
+                g,
+                f"{run.params.get('D', 0) / 1e6:.2f}M",
+                str(run.evals[-1][0] if run.evals else run.steps),
+                _fmt(run.train_images_per_s, digits=1),
+                _fmt(m.get("generation_images_per_s"), digits=1),
+                _fmt(m.get("fid")),
+                kid,
+                _fmt(m.get("miou"), 100, 1),
+                _fmt(m.get("pixel_accuracy"), 100, 1),
+            ]
+        )
+    bound = next(
+        (run.final["metrics"] for run in runs if run.final and "real_miou" in run.final["metrics"]), None
+    )
     if bound:
-        rows.append(["real images (segmenter upper bound)", "", "", "", "", "", "", "", "", "",
-                     _fmt(bound["real_miou"], 100, 1), _fmt(bound["real_pixel_accuracy"], 100, 1)])
+        rows.append(
+            [
+                "real images (segmenter upper bound)",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                _fmt(bound["real_miou"], 100, 1),
+                _fmt(bound["real_pixel_accuracy"], 100, 1),
+            ]
+        )
     return header, rows
 
 
@@ -207,16 +284,36 @@ def protocol_lines(runs: list[RunSummary]) -> list[str]:
     return lines
 
 
-def compare(run_dirs: list[str | Path], out: str | Path, *, names: list[str] | None = None, split: str = "val",
-            features: str | None = None, maps: int = 6, seed: int = 0, title: str = "condgen comparison",
-            notes: str = "") -> Path:
-    """Write `report.md`, `report.html` and the PNGs for `run_dirs` into `out`; returns the markdown path."""
+def compare(
+    run_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    names: list[str] | None = None,
+    split: str = "val",
+    features: str | None = None,
+    maps: int = 6,
+    seed: int = 0,
+    title: str = "condgen comparison",
+    notes: str = "",
+    name: str = "report",
+) -> Path:
+    """Write `<name>.md`, `<name>.html` and PNGs into `out`; returns the markdown path.
+
+    With the default `name` the files are report.md, report.html, losses.png, metrics.png, samples.png;
+    any other name prefixes the PNGs (`synthetic_losses.png`), so several reports can share a folder.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     names = names or [Path(r).name for r in run_dirs]
-    runs = [summarize_run(r, name=n, split=split, features=features) for r, n in zip(run_dirs, names, strict=True)]
-    figures = {"losses": plot_losses(runs, out / "losses.png"), "metrics": plot_metrics(runs, out / "metrics.png"),
-               "samples": sample_grid(runs, out / "samples.png", maps=maps, seed=seed)}
+    runs = [
+        summarize_run(r, name=n, split=split, features=features) for r, n in zip(run_dirs, names, strict=True)
+    ]
+    prefix = "" if name == "report" else f"{name}_"
+    figures = {
+        "losses": plot_losses(runs, out / f"{prefix}losses.png"),
+        "metrics": plot_metrics(runs, out / f"{prefix}metrics.png"),
+        "samples": sample_grid(runs, out / f"{prefix}samples.png", maps=maps, seed=seed),
+    }
     header, rows = metrics_table(runs)
     protocol = protocol_lines(runs)
     md = [f"# {title}", ""]
@@ -224,28 +321,44 @@ def compare(run_dirs: list[str | Path], out: str | Path, *, names: list[str] | N
         md += [notes.strip(), ""]
     md += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
-    md += ["", "Protocol: " + (" / ".join(protocol) if protocol else "(no evaluation found: run `condgen eval`)")]
+    md += [
+        "",
+        "Protocol: " + (" / ".join(protocol) if protocol else "(no evaluation found: run `condgen eval`)"),
+    ]
     if len(protocol) > 1:
         md += ["", "**The runs were evaluated with different protocols: the numbers are not comparable.**"]
     md += [""]
-    captions = {"metrics": "Metrics over training (one point per evaluated checkpoint)",
-                "losses": "Training losses (moving average)",
-                "samples": "Same validation label maps, same seed: label | real | " + " | ".join(names)}
+    captions = {
+        "metrics": "Metrics over training (one point per evaluated checkpoint)",
+        "losses": "Training losses (moving average)",
+        "samples": "Same validation label maps, same seed: label | real | " + " | ".join(names),
+    }
     for key in ("metrics", "losses", "samples"):
         if figures[key] is not None:
             md += [f"![{captions[key]}]({figures[key].name})", "", f"*{captions[key]}.*", ""]
-    (out / "report.md").write_text("\n".join(md))
-    _write_html(out / "report.html", title, notes, header, rows, protocol, figures, captions)
-    return out / "report.md"
+    (out / f"{name}.md").write_text("\n".join(md))
+    _write_html(out / f"{name}.html", title, notes, header, rows, protocol, figures, captions)
+    return out / f"{name}.md"
 
 
-def _write_html(path: Path, title: str, notes: str, header: list[str], rows: list[list[str]], protocol: list[str],
-                figures: dict[str, Path | None], captions: dict[str, str]) -> None:
+def _write_html(
+    path: Path,
+    title: str,
+    notes: str,
+    header: list[str],
+    rows: list[list[str]],
+    protocol: list[str],
+    figures: dict[str, Path | None],
+    captions: dict[str, str],
+) -> None:
     e = html.escape
-    parts = [f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}</style>",
-             f"<h1>{e(title)}</h1>"]
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "td:first-child{text-align:left}</style>",
+        f"<h1>{e(title)}</h1>",
+    ]
     if notes:
         parts.append("".join(f"<p>{e(p)}</p>" for p in notes.strip().split("\n\n")))
     parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
@@ -254,6 +367,8 @@ def _write_html(path: Path, title: str, notes: str, header: list[str], rows: lis
     parts.append(f"<p><b>Protocol:</b> {e(' / '.join(protocol) or 'no evaluation found')}</p>")
     for key, fig in figures.items():
         if fig is not None:
-            parts.append(f"<figure><img src='{e(fig.name)}' style='max-width:100%'><figcaption>{e(captions[key])}"
-                         "</figcaption></figure>")
+            parts.append(
+                f"<figure><img src='{e(fig.name)}' style='max-width:100%'><figcaption>{e(captions[key])}"
+                "</figcaption></figure>"
+            )
     path.write_text("\n".join(parts) + "\n")

@@ -75,13 +75,18 @@ def get_segmenter(name: str) -> SegmenterSpec:
 
 def segmenter_for(dataset: Any) -> str:
     """The registry name of the default segmenter for a dataset (instance, class or class name)."""
-    name = dataset if isinstance(dataset, str) else (dataset.__name__ if isinstance(dataset, type)
-                                                     else type(dataset).__name__)
+    name = (
+        dataset
+        if isinstance(dataset, str)
+        else (dataset.__name__ if isinstance(dataset, type) else type(dataset).__name__)
+    )
     for spec in SEGMENTERS.values():
         if name in spec.datasets:
             return spec.name
-    raise KeyError(f"no segmenter is registered for dataset {name!r}; register one with register_segmenter "
-                   f"or pass --segmenter none to skip mIoU")
+    raise KeyError(
+        f"no segmenter is registered for dataset {name!r}; register one with register_segmenter "
+        f"or pass --segmenter none to skip mIoU"
+    )
 
 
 class Segmenter(nn.Module):
@@ -138,27 +143,37 @@ def load_segmenter(name: str, *, weights: tuple[str | Path, ...] | None = None, 
 
 
 # -------------------------------------------------------------------------------------------- entries
-def _landscape(spec: SegmenterSpec, paths: list[Path], *, recipe: Any = None,
-               cache: str | Path | None = None) -> tuple[nn.Module, dict]:
+def _landscape(
+    spec: SegmenterSpec, paths: list[Path], *, recipe: Any = None, cache: str | Path | None = None
+) -> tuple[nn.Module, dict]:
     from condgen.eval.landscape_segmenter import LandscapeRecipe, landscape_segmenter
 
     recipe = recipe or LandscapeRecipe()
     if recipe.size != spec.input_size[0]:
-        raise ValueError(f"the landscape entry's input_size is {spec.input_size}, the recipe trains at "
-                         f"{recipe.size}; register a copy of the entry with input_size=({recipe.size}, {recipe.size})")
+        raise ValueError(
+            f"the landscape entry's input_size is {spec.input_size}, the recipe trains at "
+            f"{recipe.size}; register a copy of the entry with input_size=({recipe.size}, {recipe.size})"
+        )
     return landscape_segmenter(recipe, cache=cache)
 
 
-register_segmenter(SegmenterSpec(
-    name="landscape", datasets=("SyntheticLandscapes",), num_classes=9, input_size=(64, 64),
-    builder=_landscape, protocol="LandscapeSegmenter trained on real synthetic landscapes (condgen)",
-))
+register_segmenter(
+    SegmenterSpec(
+        name="landscape",
+        datasets=("SyntheticLandscapes",),
+        num_classes=9,
+        input_size=(64, 64),
+        builder=_landscape,
+        protocol="LandscapeSegmenter trained on real synthetic landscapes (condgen)",
+    )
+)
 
 
 def _needs_network_code(repo: str) -> Callable[..., tuple[nn.Module, dict]]:
     def build(spec: SegmenterSpec, paths: list[Path], **options: Any) -> tuple[nn.Module, dict]:
         raise NotImplementedError(
-            f"segmenter {spec.name!r}: the weights are present ({', '.join(map(str, paths))}) but condgen does "
+            f"segmenter {spec.name!r}: the weights are present ({', '.join(map(str, paths))}) "
+            "but condgen does "
             f"not bundle the network code ({repo}); register it with "
             f"register_segmenter(dataclasses.replace(get_segmenter({spec.name!r}), builder=my_builder))"
         )
@@ -171,10 +186,49 @@ def _dontcare_to_ignore(label_nc: int) -> Callable[[Tensor], Tensor]:
     return lambda label: label.masked_fill(label == label_nc, IGNORE)
 
 
+def _ade20k_classes(label: Tensor) -> Tensor:
+    """ADE20K ids as condgen feeds them (0 'other', 1..150) -> UperNet's 0..149; 'other' is ignored."""
+    label = label.long()
+    return torch.where(label == 0, torch.full_like(label, IGNORE), label - 1)
+
+
 # Cityscapes labelIds (0..33; 34 = license plate) -> the 19 trainIds the DRN predicts; 255 = ignored.
 CITYSCAPES_TRAIN_IDS = (
-    IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, IGNORE, 0, 1, IGNORE, IGNORE, 2, 3, 4, IGNORE, IGNORE,
-    IGNORE, 5, IGNORE, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, IGNORE, IGNORE, 16, 17, 18, IGNORE,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    0,
+    1,
+    IGNORE,
+    IGNORE,
+    2,
+    3,
+    4,
+    IGNORE,
+    IGNORE,
+    IGNORE,
+    5,
+    IGNORE,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+    15,
+    IGNORE,
+    IGNORE,
+    16,
+    17,
+    18,
+    IGNORE,
 )
 
 
@@ -184,32 +238,66 @@ def _cityscapes_train_ids(label: Tensor) -> Tensor:
 
 
 _HUB = hub_checkpoint_dir()
-register_segmenter(SegmenterSpec(
-    name="deeplabv2_cocostuff", datasets=("CocoStuff",), num_classes=182, input_size=(256, 256),
-    label_remap=_dontcare_to_ignore(182),
-    weights=(WeightFile("DeepLabV2-ResNet101 (MSC) COCO-Stuff 164k", ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
-                        "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
-                        "deeplabv2_resnet101_msc-cocostuff164k-100000.pth", None),),
-    builder=_needs_network_code("kazuto1011/deeplab-pytorch, DeepLabV2_ResNet101_MSC"),
-    protocol="SPADE/CC-FPSE: 256x256 generated images fed directly, labels at 256 (CC-FPSE #4)",
-))
-register_segmenter(SegmenterSpec(
-    name="upernet101_ade20k", datasets=("ADE20K",), num_classes=150, input_size=(256, 256),
-    label_remap=_dontcare_to_ignore(150),
-    weights=tuple(
-        WeightFile(f"UperNet-ResNet101 ADE20K {part}", (f"ade20k-resnet101-upernet-{part}_epoch_50.pth",),
-                   f"http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/{part}_epoch_50.pth "
-                   f"(save it as ade20k-resnet101-upernet-{part}_epoch_50.pth)", None)
-        for part in ("encoder", "decoder")
-    ),
-    builder=_needs_network_code("CSAILVision/semantic-segmentation-pytorch (PyPI mit-semseg), UperNet-R101"),
-    protocol="SPADE: CSAIL UperNet-R101, imgSizes (256,) on 256x256 images (OASIS #17)",
-))
-register_segmenter(SegmenterSpec(
-    name="drn_d105_cityscapes", datasets=("Cityscapes",), num_classes=19, input_size=(256, 512),
-    label_remap=_cityscapes_train_ids,
-    weights=(WeightFile("DRN-D-105 (multi-scale) Cityscapes", ("drn-d-105_ms_cityscapes.pth",),
-                        "the Google Drive link in bytedance/OMGD issue #4 (fyu/drn DRN-D-105)", None),),
-    builder=_needs_network_code("fyu/drn, DRNSeg with drn_d_105"),
-    protocol="SPADE: DRN-D-105 on 512x256 outputs; labelIds -> 19 trainIds (OASIS #5/#18: sizes matter)",
-))
+register_segmenter(
+    SegmenterSpec(
+        name="deeplabv2_cocostuff",
+        datasets=("CocoStuff",),
+        num_classes=182,
+        input_size=(256, 256),
+        label_remap=_dontcare_to_ignore(182),
+        weights=(
+            WeightFile(
+                "DeepLabV2-ResNet101 (MSC) COCO-Stuff 164k",
+                ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
+                "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
+                "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
+                None,
+            ),
+        ),
+        builder=_needs_network_code("kazuto1011/deeplab-pytorch, DeepLabV2_ResNet101_MSC"),
+        protocol="SPADE/CC-FPSE: 256x256 generated images fed directly, labels at 256 (CC-FPSE #4)",
+    )
+)
+register_segmenter(
+    SegmenterSpec(
+        name="upernet101_ade20k",
+        datasets=("ADE20K",),
+        num_classes=150,
+        input_size=(256, 256),
+        label_remap=_ade20k_classes,
+        weights=tuple(
+            WeightFile(
+                f"UperNet-ResNet101 ADE20K {part}",
+                (f"ade20k-resnet101-upernet-{part}_epoch_50.pth",),
+                "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
+                f"{part}_epoch_50.pth "
+                f"(save it as ade20k-resnet101-upernet-{part}_epoch_50.pth)",
+                None,
+            )
+            for part in ("encoder", "decoder")
+        ),
+        builder=_needs_network_code(
+            "CSAILVision/semantic-segmentation-pytorch (PyPI mit-semseg), UperNet-R101"
+        ),
+        protocol="SPADE: CSAIL UperNet-R101, imgSizes (256,) on 256x256 images (OASIS #17)",
+    )
+)
+register_segmenter(
+    SegmenterSpec(
+        name="drn_d105_cityscapes",
+        datasets=("Cityscapes",),
+        num_classes=19,
+        input_size=(256, 512),
+        label_remap=_cityscapes_train_ids,
+        weights=(
+            WeightFile(
+                "DRN-D-105 (multi-scale) Cityscapes",
+                ("drn-d-105_ms_cityscapes.pth",),
+                "the Google Drive link in bytedance/OMGD issue #4 (fyu/drn DRN-D-105)",
+                None,
+            ),
+        ),
+        builder=_needs_network_code("fyu/drn, DRNSeg with drn_d_105"),
+        protocol="SPADE: DRN-D-105 on 512x256 outputs; labelIds -> 19 trainIds (OASIS #5/#18: sizes matter)",
+    )
+)

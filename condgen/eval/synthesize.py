@@ -36,51 +36,46 @@ def _seed_of(*values: int) -> int:
 
 def latents(z_dim: int, indices: list[int], *, seed: int, sample: int = 0) -> Tensor:
     """(len(indices), z_dim) N(0, I) latents, each from its own generator seeded by (seed, index, sample)."""
-    rows = [torch.randn(z_dim, generator=torch.Generator().manual_seed(_seed_of(seed, i, sample)))
-            for i in indices]
+    rows = [
+        torch.randn(z_dim, generator=torch.Generator().manual_seed(_seed_of(seed, i, sample)))
+        for i in indices
+    ]
     return torch.stack(rows)
 
 
 def load_generator(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, DataSpec, dict]:
     """(GAN, DataSpec, provenance) from a run directory, a checkpoint folder or a converted official dir.
 
-    Replaces gin's global configuration with the run's. Networks come back in eval mode on `device`.
+    `python -m condgen.convert` writes a run directory too (one checkpoint, `step_0`, and `convert.json`
+    naming the official files), so all three load the same way. Replaces gin's global configuration with
+    the run's. Networks come back in eval mode on `device`.
     """
-    import gin
-
-    from condgen.train.build import build_gan
     from condgen.train.state import latest_checkpoint, load_networks, read_state
 
     path = Path(path)
-    if (path / "convert.json").is_file():  # python -m condgen.convert output
-        from safetensors.torch import load_file
-
-        from condgen.registry import _import_builtin_blocks
-
-        _import_builtin_blocks()
-        gin.clear_config()
-        gin.parse_config_file(str(path / "config.gin"), skip_unknown=True)
-        spec = DataSpec()  # the DataSpec.* bindings of the converted config
-        gan = build_gan(spec)
-        for name, net in gan.named().items():
-            file = path / "networks" / f"{name}.safetensors"
-            if file.is_file():
-                net.load_state_dict(load_file(str(file)))
-            net.to(device).eval()
-        meta = json.loads((path / "convert.json").read_text())
-        return gan, spec, {"source": str(path), "kind": "converted official", "official": meta, "ema": False}
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; give a run directory, a step_<N> checkpoint folder "
-                                "or a `python -m condgen.convert` output folder")
+        raise FileNotFoundError(
+            f"{path} does not exist; give a run directory, a step_<N> checkpoint folder "
+            "or a `python -m condgen.convert` output folder"
+        )
     ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
     gan, spec = load_networks(path, ema=ema, device=device)
     state = read_state(ckpt) if ckpt is not None else {}
-    return gan, spec, {"source": str(path), "kind": "condgen run", "checkpoint": str(ckpt),
-                       "step": state.get("step"), "ema": ema}
+    info = {
+        "source": str(path),
+        "kind": "condgen run",
+        "checkpoint": str(ckpt),
+        "step": state.get("step"),
+        "ema": ema,
+    }
+    official = ckpt.parent / "convert.json" if ckpt is not None else None
+    if official is not None and official.is_file():
+        info.update(kind="converted official", official=json.loads(official.read_text()))
+    return gan, spec, info
 
 
 def dataset_palette() -> Any:
-    """Label colours of the dataset the loaded run's gin config names (`PALETTE`), else None (default colours)."""
+    """Label colours (`PALETTE`) of the dataset the loaded run's gin config names, else None."""
     import gin
 
     from condgen.registry import get
@@ -92,22 +87,38 @@ def dataset_palette() -> Any:
         return None
 
 
-def encode_seg(label: Tensor, spec: DataSpec, instance: Tensor | None = None, source: str = "label map") -> Tensor:
+def encode_seg(
+    label: Tensor, spec: DataSpec, instance: Tensor | None = None, source: str = "label map"
+) -> Tensor:
     """Label ids (b, 1, H, W) -> the generator's `seg`; 255 becomes don't care when the dataset has it."""
     label = label.long()
     if spec.contain_dontcare_label:
         label = label.masked_fill(label == 255, spec.label_nc)
     if spec.instance_edges and instance is None:
-        raise ValueError(f"{source}: this model was trained with instance edges; give the instance maps "
-                         "(--instances DIR with files named like the label maps)")
-    return encode_labels(label, spec.label_nc, contain_dontcare_label=spec.contain_dontcare_label,
-                         instance=instance if spec.instance_edges else None, instance_edges=spec.instance_edges,
-                         source=source)
+        raise ValueError(
+            f"{source}: this model was trained with instance edges; give the instance maps "
+            "(--instances DIR with files named like the label maps)"
+        )
+    return encode_labels(
+        label,
+        spec.label_nc,
+        contain_dontcare_label=spec.contain_dontcare_label,
+        instance=instance if spec.instance_edges else None,
+        instance_edges=spec.instance_edges,
+        source=source,
+    )
 
 
 @torch.no_grad()
-def generate(gan: Any, seg: Tensor, indices: list[int], *, seed: int, sample: int = 0,
-             style: tuple[Tensor, Tensor] | None = None) -> Tensor:
+def generate(
+    gan: Any,
+    seg: Tensor,
+    indices: list[int],
+    *,
+    seed: int,
+    sample: int = 0,
+    style: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Images (b, 3, H, W) in [-1, 1] for `seg`; latents from (seed, index, sample) when G takes one.
 
     Args:
@@ -124,8 +135,10 @@ def generate(gan: Any, seg: Tensor, indices: list[int], *, seed: int, sample: in
     return G(seg, z.expand(seg.shape[0], -1))
 
 
-def _load_maps(labels_dir: Path, spec: DataSpec, instances_dir: Path | None) -> tuple[list[str], Tensor, Tensor]:
-    files = list_files(labels_dir, LABEL_EXTENSIONS)
+def _load_maps(
+    labels_dir: Path, spec: DataSpec, instances_dir: Path | None
+) -> tuple[list[str], Tensor, Tensor]:
+    files = list_files(labels_dir, LABEL_EXTENSIONS) if labels_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no label maps ({', '.join(LABEL_EXTENSIONS)}) in {labels_dir}")
     h, w = spec.size
@@ -138,8 +151,10 @@ def _load_maps(labels_dir: Path, spec: DataSpec, instances_dir: Path | None) -> 
         instance = None
         if spec.instance_edges:
             if instances_dir is None or not (instances_dir / f.name).is_file():
-                raise FileNotFoundError(f"{f}: the model uses instance edges; put its instance map at "
-                                        f"{(instances_dir or Path('<instances>')) / f.name} (--instances DIR)")
+                raise FileNotFoundError(
+                    f"{f}: the model uses instance edges; put its instance map at "
+                    f"{(instances_dir or Path('<instances>')) / f.name} (--instances DIR)"
+                )
             inst = read_instance(instances_dir / f.name).resize((w, h), Image.NEAREST)
             instance = torch.from_numpy(np.asarray(inst).astype(np.int64))[None, None]
         labels.append(label)
@@ -160,7 +175,7 @@ def image_grid(rows: list[list[Tensor]], pad: int = 2) -> Tensor:
     grid = torch.ones(3, len(rows) * (h + pad) - pad, cols * (w + pad) - pad)
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
-            grid[:, i * (h + pad): i * (h + pad) + h, j * (w + pad): j * (w + pad) + w] = img.float().cpu()
+            grid[:, i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = img.float().cpu()
     return grid
 
 
@@ -185,10 +200,14 @@ def synthesize_folder(
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
     if samples > 1 and not multimodal:
-        raise ValueError(f"{source}: this generator takes no latent (use_vae = False), so every sample would be "
-                         "identical; --samples > 1 needs a multi-modal (VAE) model")
+        raise ValueError(
+            f"{source}: this generator takes no latent (use_vae = False), so every sample would be "
+            "identical; --samples > 1 needs a multi-modal (VAE) model"
+        )
     if style is not None and gan.E is None:
-        raise ValueError(f"{source}: --style needs the VAE style encoder, and this run has none (use_vae = False)")
+        raise ValueError(
+            f"{source}: --style needs the VAE style encoder, and this run has none (use_vae = False)"
+        )
     names, labels, segs = _load_maps(Path(labels_dir), spec, Path(instances_dir) if instances_dir else None)
     style_img, style_stats = None, None
     if style is not None:
@@ -215,11 +234,22 @@ def synthesize_folder(
             file = images / "synthesized_image" / (f"{name}.png" if samples == 1 else f"{name}_s{k:02d}.png")
             _png(fake, file)
             files.append(str(file.relative_to(out)))
-    rows = [[label_rgb[i]] + ([style_img[0]] if style_img is not None else []) + fakes[i] for i in range(len(names))]
+    rows = [
+        [label_rgb[i]] + ([style_img[0]] if style_img is not None else []) + fakes[i]
+        for i in range(len(names))
+    ]
     _png(image_grid(rows), out / "grid.png")
     _write_index(out, names, samples)
-    record = {**info, "labels": str(labels_dir), "maps": len(names), "samples": samples, "seed": seed,
-              "style": str(style) if style else None, "size": list(spec.size), "files": files}
+    record = {
+        **info,
+        "labels": str(labels_dir),
+        "maps": len(names),
+        "samples": samples,
+        "seed": seed,
+        "style": str(style) if style else None,
+        "size": list(spec.size),
+        "files": files,
+    }
     (out / "synthesis.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
 
@@ -229,9 +259,14 @@ def _write_index(out: Path, names: list[str], samples: int) -> None:
     lines = ["<!doctype html><meta charset='utf-8'><title>condgen synthesis</title><table>"]
     for name in names:
         cells = [f"images/input_label/{name}.png"]
-        cells += [f"images/synthesized_image/{name}.png"] if samples == 1 else [
-            f"images/synthesized_image/{name}_s{k:02d}.png" for k in range(samples)]
-        imgs = "".join(f"<td><img src='{html.escape(c)}' width=160><br>{html.escape(Path(c).name)}</td>" for c in cells)
+        cells += (
+            [f"images/synthesized_image/{name}.png"]
+            if samples == 1
+            else [f"images/synthesized_image/{name}_s{k:02d}.png" for k in range(samples)]
+        )
+        imgs = "".join(
+            f"<td><img src='{html.escape(c)}' width=160><br>{html.escape(Path(c).name)}</td>" for c in cells
+        )
         lines.append(f"<tr>{imgs}</tr>")
     (out / "index.html").write_text("\n".join(lines + ["</table>"]) + "\n")
 

@@ -89,7 +89,8 @@ class WeightFile:
         via = f", or point ${self.env} at it" if self.env else ""
         raise WeightsNotFoundError(
             f"{self.what}: weights not found (looked at {where}); condgen never downloads weights. "
-            f"Fetch {self.filenames[0]} from {self.url} and put it at {hub_checkpoint_dir() / self.filenames[0]}"
+            f"Fetch {self.filenames[0]} from {self.url} and put it at "
+            f"{hub_checkpoint_dir() / self.filenames[0]}"
             f"{via}, or pass its path explicitly."
         )
 
@@ -99,6 +100,7 @@ class WeightFile:
         if self.sha256 is not None and not digest.startswith(self.sha256.lower()):
             raise WeightsMismatchError(
                 f"{path}: SHA-256 {digest} does not match the published {self.what} ({self.sha256}...); "
-                f"the file is a different or truncated download. Fetch {self.filenames[0]} again from {self.url}"
+                "the file is a different or truncated download. "
+                f"Fetch {self.filenames[0]} again from {self.url}"
             )
         return digest

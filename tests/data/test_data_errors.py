@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from tests.data.conftest import save_ids, save_photo, stripes
 from PIL import Image
 
 from condgen.data import ADE20K, Cityscapes, CocoStuff, CustomFolder, DataError, check_data
+from tests.data.conftest import save_ids, save_photo, stripes
 
 
 # ----- layout problems: at construction, naming the expected layout

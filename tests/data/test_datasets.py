@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.data.conftest import photo_of, save_ids, save_photo, stripes
 from PIL import Image
 
 from condgen.data import (
@@ -20,6 +19,7 @@ from condgen.data import (
 )
 from condgen.data.ade20k import write_outdoor_list
 from condgen.registry import names
+from tests.data.conftest import photo_of, save_ids, save_photo, stripes
 
 
 def red_ids(item: dict) -> torch.Tensor:

@@ -33,7 +33,7 @@ def test_report_on_two_tiny_runs(spade_run, vae_run, tiny_segmenter, tmp_path):
     for png in ("losses.png", "metrics.png", "samples.png"):
         assert (tmp_path / "report" / png).is_file() and f"]({png})" in text
     grid = np.asarray(Image.open(tmp_path / "report" / "samples.png"))
-    assert grid.shape == (3 * 32 + 2 * 2, 4 * 32 + 3 * 2, 3)  # label | real | 2 runs
+    assert grid.shape == (3 * 128 + 2 * 2, 4 * 128 + 3 * 2, 3)  # label | real | 2 runs; 32 px shown 4x
     html = (tmp_path / "report" / "report.html").read_text()
     assert html.count("<tr>") == 4 and "samples.png" in html  # header, 2 runs, upper bound
 

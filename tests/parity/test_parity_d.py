@@ -7,11 +7,11 @@ train mode each call advances every spectral-norm power iteration once, so the o
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.conftest import load_fixture
 
 from condgen.convert.keys import load_official_state
 from condgen.networks import fpse_discriminator, patch_discriminator
 from condgen.utils import count_parameters
+from tests.conftest import load_fixture
 
 CASES = {
     "spade_ngf2_label12_vae.pt": (patch_discriminator.MultiscalePatchDiscriminator, patch_discriminator),

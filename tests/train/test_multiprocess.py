@@ -51,7 +51,7 @@ def test_two_processes_end_with_identical_weights(tmp_path):
 
 @pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes(tmp_path):
-    """The documented Accelerate command: `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2`."""
+    """The documented command: `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2`."""
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--main_process_port", str(free_port()), str(REPO / "experiments" / "run.py"), "--gin", str(TINY),

@@ -5,7 +5,8 @@
 For SPADE and CC-FPSE (lean op; and the official unfold op for comparison) it runs full training steps
 (G step + D step, losses included, fp32) at each resolution with batch 1, then at each batch size at one
 resolution, and prints seconds per step, peak memory (CUDA allocator on GPUs; live tensor bytes beyond
-weights and optimiser state on CPU) and the growth relative to the first row of each sweep.
+weights and optimiser state on CPU) and the growth relative to the first row of each sweep. On CPU the
+models' steps at each point are interleaved, so the models compare fairly on a machine whose load varies.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 
 import torch
 
-from benchmarks.harness import Config, measure
+from benchmarks.harness import Config, measure_many
 from benchmarks.report import machine_line, print_table
 
 MODELS = (
@@ -40,27 +41,28 @@ def main() -> None:
     print(f"training step, fp32, ngf = ndf = {ngf}, COCO-Stuff labels (184 channels), median of {args.steps}")
     sweeps = [("resolution", [(s, 1) for s in map(int, args.sizes.split(","))]),
               ("batch", [(args.batch_size_at, b) for b in map(int, args.batches.split(","))])]
-    rows = []
-    for label, model, impl in MODELS:
-        if label not in args.models.split(","):
-            continue
-        for sweep, points in sweeps:
-            first = None
-            for size, batch in points:
-                cfg = Config(model, size=size, ngf=ngf, ndf=ngf, batch=batch, impl=impl)
-                try:
-                    r = measure(cfg, device, steps=args.steps, shares=False)
-                except torch.cuda.OutOfMemoryError:
+    models = [m for m in MODELS if m[0] in args.models.split(",")]
+    rows, first = [], {}
+    for sweep, points in sweeps:
+        for size, batch in points:
+            cfgs = [Config(m, size=size, ngf=ngf, ndf=ngf, batch=batch, impl=impl) for _, m, impl in models]
+            try:  # every model at this point; interleaved on CPU (see harness.measure_many)
+                results = measure_many(cfgs, device, steps=args.steps, shares=False)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                results = [None] * len(cfgs)
+            for (label, _, _), r in zip(models, results, strict=True):
+                if r is None:
                     rows.append([label, sweep, size, batch, "OOM", "", "", "", ""])
-                    torch.cuda.empty_cache()
                     continue
-                first = first or r
+                base = first.setdefault((label, sweep), r)
                 rows.append([
-                    label, sweep, size, batch, f"{r['step_s']:.3g}", f"{r['step_s'] / first['step_s']:.2f}x",
+                    label, sweep, size, batch, f"{r['step_s']:.3g}", f"{r['step_s'] / base['step_s']:.2f}x",
                     f"{batch / (r['step_s'] + r['data_s']):.3g}", f"{r['peak_gib']:.3f}",
-                    f"{r['peak_gib'] / first['peak_gib']:.2f}x",
+                    f"{r['peak_gib'] / base['peak_gib']:.2f}x",
                 ])
                 print(" | ".join(map(str, rows[-1])), flush=True)
+    rows.sort(key=lambda row: [m[0] for m in models].index(row[0]))  # grouped by model, sweeps in order
     print()
     print_table(["model", "sweep", "size", "batch", "s/step", "time growth", "images/s", "peak GiB",
                  "memory growth"], rows)

@@ -14,8 +14,10 @@ PY=${PYTHON:-python}
 OUT=${OUT:-runs/bench}
 REPORT=${REPORT:-docs/results}
 IMAGES=${IMAGES:-500}
-CELLS=${CELLS:-"baseline_spade__mspatch ccfpse__fpse 1_cc_wo_fp__mspatch 2_cc_w_fp__mspatch 3_cc_wo_fp__fpse \
-4_spade_w_fp__mspatch_se 5_spade_w_fp__fpse 6_cc_w_fp__mspatch_se"}
+# CC-FPSE Table 2 order; NAMES are its column names
+CELLS=${CELLS:-"baseline_spade__mspatch 1_cc_wo_fp__mspatch 2_cc_w_fp__mspatch 3_cc_wo_fp__fpse \
+4_spade_w_fp__mspatch_se 5_spade_w_fp__fpse 6_cc_w_fp__mspatch_se ccfpse__fpse"}
+NAMES=${NAMES:-"Baseline (1) (2) (3) (4) (5) (6) CC-FPSE"}
 # cells evaluated at every checkpoint (metric curves); the others only at their last one (saves CPU time)
 CURVES=${CURVES:-"baseline_spade__mspatch ccfpse__fpse"}
 
@@ -37,5 +39,6 @@ done
 
 runs=()
 for cell in $CELLS; do runs+=("$OUT/$cell"); done
-$PY experiments/compare.py "${runs[@]}" --out "$REPORT" --name synthetic --features segmenter \
+# shellcheck disable=SC2086
+$PY experiments/compare.py "${runs[@]}" --names $NAMES --out "$REPORT" --name synthetic --features segmenter \
   --title "Synthetic benchmark: SPADE vs CC-FPSE and the CC-FPSE Table 2 cells" --notes gin/bench/notes.md

@@ -23,15 +23,40 @@ from tests.docs.blocks import runnable_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 TUTORIALS = sorted((REPO / "docs" / "tutorials").glob("[0-9]*.md"))
+# The longest tutorials first (03 about 110 s under `pytest -n 2` on 2 cores, 02 60 s, 07 and 06 45 s), so
+# the two workers end together. 03 and 02 are not adjacent: xdist hands tests out two at a time, and the two
+# longest on one worker cost ~40 s of wall time.
+LONGEST = ("03_ablations", "07_official_checkpoints", "02_datasets", "06_evaluate")
 
 
-def _datasets(cwd: Path) -> None:
-    """The three official layouts where the gin files expect them (datasets/...), a few items each."""
+def _longest_first(path: Path) -> tuple[int, str]:
+    return (LONGEST.index(path.stem) if path.stem in LONGEST else len(LONGEST), path.name)
+
+
+def _datasets(cwd: Path, layouts: tuple[str, ...] = ("coco", "ade20k", "cityscapes")) -> None:
+    """Official layouts where the gin files expect them (datasets/...), a few items each.
+
+    COCO-Stuff gets 4 items: the 2-process launches take 2 per process (BatchNorm needs 2 per process).
+    """
     from condgen.data.miniature import make_miniature
 
-    for layout, folder, size in (("coco", "coco_stuff", 64), ("ade20k", "", 64),
-                                 ("cityscapes", "cityscapes", 128)):
-        make_miniature(layout, cwd / "datasets" / folder, n=2, size=size)
+    for layout, folder, size, n in (("coco", "coco_stuff", 64, 4), ("ade20k", "", 64, 2),
+                                    ("cityscapes", "cityscapes", 128, 2)):
+        if layout in layouts:
+            make_miniature(layout, cwd / "datasets" / folder, n=n, size=size)
+
+
+def _official_label_maps(cwd: Path) -> None:
+    """COCO-Stuff-layout val items with the parity fixtures' 12 classes (ids 0..11, 255 don't care)."""
+    import numpy as np
+    from PIL import Image
+
+    from condgen.data.miniature import make_miniature
+
+    root = make_miniature("coco", cwd / "datasets" / "coco_stuff", n=2, size=64)
+    for path in sorted((root / "val_label").glob("*.png")):
+        ids = np.asarray(Image.open(path))
+        Image.fromarray(np.where(ids == 255, 255, ids % 12).astype(np.uint8)).save(path)
 
 
 def _official_checkpoints(cwd: Path) -> None:
@@ -51,12 +76,22 @@ def _official_checkpoints(cwd: Path) -> None:
                    cwd / "checkpoints" / folder / "official_outputs.pt")
 
 
-SETUP = {"02_datasets": _datasets, "07_official_checkpoints": _official_checkpoints}
+def _official(cwd: Path) -> None:
+    _official_checkpoints(cwd)
+    _official_label_maps(cwd)
+
+
+SETUP = {"02_datasets": _datasets, "03_ablations": lambda cwd: _datasets(cwd, ("coco", "ade20k")),
+         "07_official_checkpoints": _official, "08_speed_memory": lambda cwd: _datasets(cwd, ("coco",))}
 
 
 def _run_shell(code: str, cwd: Path, where: str) -> None:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                PYTHONPATH=str(REPO), CONDGEN_CACHE=str(cwd / ".cache"), MPLBACKEND="Agg")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # as tests/conftest.py does for the workers: under `pytest -n 2` on 2 cores, one thread per process,
+        # or the tutorials' subprocesses spin against each other (06's eval: ~70 s a call, ~18 s with one)
+        env.setdefault("OMP_NUM_THREADS", "1")
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=cwd, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, (f"{where} failed ({out.returncode}):\n{code}\n--- stdout\n"
@@ -70,7 +105,7 @@ def test_every_tutorial_has_runnable_blocks():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(TUTORIALS, key=_longest_first), ids=lambda p: p.stem)
 def test_tutorial_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "experiments").symlink_to(REPO / "experiments")
     monkeypatch.chdir(tmp_path)

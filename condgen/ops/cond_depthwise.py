@@ -28,6 +28,10 @@ from condgen.registry import register
 # the k*k taps (measured on 2 EPYC cores, see benchmarks/RESULTS.md); each kernel tap is read once.
 CPU_BLOCK_ELEMENTS = 1 << 17
 
+# From this image width on, the gradient of x works on 2-D views of the planes (`_grad_x_rows`), below it
+# on flat rows of pixels with masked copies.
+CPU_ROWS_MIN_WIDTH = 128
+
 
 def _check(x: Tensor, kernels: Tensor, kernel_size: int) -> None:
     if kernel_size < 1 or kernel_size % 2 != 1:
@@ -59,8 +63,10 @@ def cond_depthwise_conv2d_reference(x: Tensor, kernels: Tensor, kernel_size: int
 # Planes are flattened to rows of h*w pixels. Tap (dy, dx) then pairs output pixel q with input pixel
 # q + off, off = dy*w + dx: one contiguous range per tap, clipped to the image rows that exist (the vertical
 # zero padding), except that a horizontal shift wraps around row ends; those wrapped-in columns are zeroed
-# in a per-dx copy of x (forward, grad of the kernels) or, for the gradient of x, in a per-dx copy of the
-# output gradient. On CPU the work is cut into cache-sized blocks (`_Block`) that worker threads share.
+# in a per-dx copy of x (forward) or, for the gradient of x, in a per-dx copy of the output gradient; on
+# wide images the gradient of x uses 2-D views instead (`_grad_x_rows`), and the gradient of the kernels
+# always works from a zero-padded copy of x (`_grad_kernels_block`). On CPU the work is cut into
+# cache-sized blocks (`_Block`) that worker threads share.
 @dataclass(frozen=True)
 class _Block:
     """Planes `planes`, output pixels [q0, q1) of each, reading input pixels [a0, a1) (whole image rows)."""
@@ -129,25 +135,64 @@ def _backward_block(
     b: _Block, xr: Tensor, kr: Tensor, gr: Tensor, grad_x: Tensor | None, grad_k: Tensor | None, k: int,
     w: int,
 ) -> None:
+    if grad_k is not None:
+        _grad_kernels_block(b, xr, gr, grad_k, k, w)
+    if grad_x is None:
+        return
+    if w >= CPU_ROWS_MIN_WIDTH:
+        return _grad_x_rows(b, kr, gr, grad_x, k, w)
+    # x[r] fed out[r - off] through W_tap there: gather g * W_tap from r - off
     (q0, q1, a0, a1), center = (b.q0, b.q1, b.a0, b.a1), (k * k) // 2
     kern, g = kr[b.planes], gr[b.planes]
-    if grad_k is not None:  # dL/dW_tap[q] = g[q] * x[q + off] (0 where that is padding)
-        src, gk = _column_masked(xr[b.planes, a0:a1], w, k // 2, inputs=True), grad_k[b.planes]
-        for t, (dx, off) in enumerate(_offsets(k, w)):
-            lo = min(max(q0, a0 - off), q1)
-            hi = max(min(q1, a1 - off), lo)
-            torch.mul(g[:, lo:hi], src[dx][:, lo + off - a0 : hi + off - a0], out=gk[:, t, lo:hi])
-            gk[:, t, q0:lo] = 0  # outputs whose input row is vertical padding
-            gk[:, t, hi:q1] = 0
-        del src
-    if grad_x is not None:  # x[r] fed out[r - off] through W_tap there: gather g * W_tap from r - off
-        masked, gx = _column_masked(gr[b.planes, a0:a1], w, k // 2, inputs=False), grad_x[b.planes]
-        _product(kern[:, center, q0:q1], g[:, q0:q1], out=gx[:, q0:q1])
-        for t, (dx, off) in enumerate(_offsets(k, w)):
-            lo, hi = max(q0, a0 + off), min(q1, a1 + off)
-            if t != center and lo < hi:
-                src = masked[dx][:, lo - off - a0 : hi - off - a0]
-                gx[:, lo:hi].addcmul_(kern[:, t, lo - off : hi - off], src)
+    masked, gx = _column_masked(gr[b.planes, a0:a1], w, k // 2, inputs=False), grad_x[b.planes]
+    _product(kern[:, center, q0:q1], g[:, q0:q1], out=gx[:, q0:q1])
+    for t, (dx, off) in enumerate(_offsets(k, w)):
+        lo, hi = max(q0, a0 + off), min(q1, a1 + off)
+        if t != center and lo < hi:
+            src = masked[dx][:, lo - off - a0 : hi - off - a0]
+            gx[:, lo:hi].addcmul_(kern[:, t, lo - off : hi - off], src)
+
+
+# Wide images (w >= CPU_ROWS_MIN_WIDTH) use 2-D views of the block instead, (planes, rows, w): each tap is
+# one op on the rectangle of pixels whose shifted partner is inside the image, so nothing wraps and no
+# masked copies are needed. Its inner loops run over w - |dx| contiguous pixels, which costs more than the
+# flat ranges' one long run for narrow images; measured on 2 EPYC cores: 2-D is faster from w = 128 on,
+# about even at 64, slower below.
+def _rows(b: _Block, w: int) -> tuple[int, int, int, int]:
+    return b.q0 // w, b.q1 // w, b.a0 // w, b.a1 // w
+
+
+def _grad_x_rows(b: _Block, kr: Tensor, gr: Tensor, grad_x: Tensor, k: int, w: int) -> None:
+    (y0, y1, a0, a1), p, center = _rows(b, w), k // 2, (k * k) // 2
+    g, gx = gr[b.planes].unflatten(1, (-1, w)), grad_x[b.planes].unflatten(1, (-1, w))
+    kern = kr[b.planes].unflatten(2, (-1, w))
+    _product(kern[:, center, y0:y1], g[:, y0:y1], out=gx[:, y0:y1])
+    for t in range(k * k):  # input pixel r fed output r - (dy, dx) through that output's tap t
+        dy, dx = t // k - p, t % k - p
+        lo, hi = max(y0, a0 + dy), min(y1, a1 + dy)
+        c0, c1 = max(0, dx), min(w, w + dx)
+        if t != center and lo < hi and c0 < c1:
+            rows, cols = slice(lo - dy, hi - dy), slice(c0 - dx, c1 - dx)
+            gx[:, lo:hi, c0:c1].addcmul_(kern[:, t, rows, cols], g[:, rows, cols])
+
+
+def _grad_kernels_block(b: _Block, xr: Tensor, gr: Tensor, grad_k: Tensor, k: int, w: int) -> None:
+    """dL/dW_tap[y, x] = g[y, x] * x_pad[y + dy, x + dx] for all k*k taps of the block in one product.
+
+    The block's rows of x, with their halo rows, go into a zero-padded copy (p zero pixels round each
+    side); one strided view of it holds every tap's shifted image, so a single broadcast multiply writes
+    the block's whole slab of the kernels' gradient (k*k times the block: the dominant memory traffic),
+    with nothing to mask. Per tap, with masked copies of x, this was ~20% slower (2 EPYC cores).
+    """
+    (y0, y1, a0, a1), p = _rows(b, w), k // 2
+    n, rows, wp = b.planes.stop - b.planes.start, y1 - y0, w + 2 * p
+    xp = torch.empty(n, rows + 2 * p, wp, dtype=xr.dtype, device=xr.device)  # row i is image row y0 - p + i
+    top, bottom = a0 - y0 + p, a1 - y0 + p  # rows of xp that hold image rows; above and below: padding
+    xp[:, :top], xp[:, bottom:], xp[:, top:bottom, :p], xp[:, top:bottom, p + w :] = 0, 0, 0, 0
+    xp[:, top:bottom, p : p + w] = xr[b.planes, a0 * w : a1 * w].unflatten(1, (-1, w))
+    shifted = xp.as_strided((n, k, k, rows, w), (xp.stride(0), wp, 1, wp, 1))  # [.., ky, kx, y, x]
+    g = gr[b.planes, b.q0 : b.q1].unflatten(1, (1, 1, -1, w))
+    torch.mul(g, shifted, out=grad_k[b.planes].unflatten(1, (k, k)).unflatten(3, (-1, w))[..., y0:y1, :])
 
 
 _POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid that made it, workers, pool)

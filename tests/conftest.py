@@ -32,3 +32,15 @@ def load_fixture(name: str) -> dict:
     if not PARITY_DIR.is_dir():
         pytest.skip(f"parity fixtures not found at {PARITY_DIR} (set CONDGEN_PARITY_DIR)")
     return torch.load(path, weights_only=True)
+
+
+def one_thread():
+    """Tiny tensors run faster on one thread, and stay fast when other jobs share the cores.
+
+    Not autouse here; a folder's conftest opts in:
+    `_one_thread = pytest.fixture(autouse=True)(one_thread)`.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

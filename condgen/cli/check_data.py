@@ -12,7 +12,7 @@ import sys
 
 import gin
 
-from condgen.cli.gin_setup import ConfigError, parse_gin
+from condgen.cli.gin_setup import ConfigError, add_bindings_argument, parse_gin
 from condgen.data.errors import DataError
 from condgen.data.validate import check_data
 
@@ -28,14 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="gin file(s) naming the dataset, e.g. gin/spade_coco.gin",
     )
-    p.add_argument(
-        "--gin_bindings",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="BINDING",
-        help="e.g. \"COCO_ROOT = '/data/coco_stuff'\"",
-    )
+    add_bindings_argument(p, "e.g. \"COCO_ROOT = '/data/coco_stuff'\"")
     p.add_argument("--split", default=None, help="check this split instead of the dataset's default (train)")
     p.add_argument("--max_items", type=int, default=None, help="check only the first N items")
     p.add_argument("--num_workers", type=int, default=0, help="processes reading files in parallel")

@@ -29,13 +29,19 @@ class ConfigError(Exception):
     """A bad flag, gin file or binding; the message says what to change."""
 
 
+def add_bindings_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--gin_bindings B [B ...]`, repeatable (every command that reads gin takes it in this one form)."""
+    parser.add_argument("--gin_bindings", action="extend", nargs="+", default=[], metavar="BINDING",
+                        help=help)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The training flags, for `experiments/run.py` and the `condgen train` subcommand."""
     parser.add_argument("--gin", action="extend", nargs="+", default=[], metavar="FILE",
                         help="gin file, repeatable; later files override earlier ones. Relative paths are "
                              f"tried from the current directory, then from {GIN_DIR}")
-    parser.add_argument("--gin_bindings", action="extend", nargs="+", default=[], metavar="BINDING",
-                        help="a binding such as 'train.batch_size = 4', repeatable; applied after the files")
+    add_bindings_argument(parser,
+                          "a binding such as 'train.batch_size = 4', repeatable; applied after the files")
     parser.add_argument("--run_dir", type=Path, default=None,
                         help="run directory (default: runs/<name of the last --gin file>)")
     parser.add_argument("--resume", action="store_true",

@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from condgen.cli.gin_setup import add_bindings_argument
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -55,13 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random_lpips", action="store_true", help="random AlexNet: tests only, meaningless")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--dataset", help="dataset class to evaluate on (default: the run's train.dataset)")
-    p.add_argument(
-        "--gin_bindings",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="BINDING",
-        help="extra bindings after the run's config, e.g. \"eval/CocoStuff.root = '/data/coco'\"",
+    add_bindings_argument(
+        p, "extra bindings after the run's config, e.g. \"eval/CocoStuff.root = '/data/coco'\""
     )
     p.add_argument("--cache", type=Path, help="real-feature cache folder (default $CONDGEN_CACHE/stats)")
     return p

@@ -256,6 +256,8 @@ def train(
             f"`ACCELERATE_USE_CPU=1 torchrun --nproc_per_node {launched} experiments/run.py ...`"
         )
     main, device = accelerator.is_main_process, accelerator.device
+    if main and device.type == "cpu":
+        _note_idle_cores(accelerator.num_processes)
     if resume and ckpt is None and main:
         print(f"--resume: no checkpoint in {run_dir} yet, starting a new run")
 
@@ -403,6 +405,17 @@ def train(
 
 
 # -------------------------------------------------------------------------------------------- helpers
+def _note_idle_cores(num_processes: int) -> None:
+    """Say so when a CPU run leaves cores idle: `accelerate launch` on a machine without GPUs gives each
+    process OMP_NUM_THREADS=1 unless told otherwise, which halves the quickstart's speed on 2 cores."""
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    if threads * num_processes < cores:
+        print(f"note: training on CPU with {threads} thread(s) x {num_processes} process(es) on {cores} "
+              f"cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); to use them all, pass "
+              f"`accelerate launch --num_cpu_threads_per_process {cores // num_processes}` or run "
+              "`python experiments/run.py ...`")
+
+
 def _check_settings(mixed_precision: str, grad_accum: int, d_steps: int, batch_size: int,
                     ema_decay: float | None, num_samples: int, keep_last: int | None) -> None:
     if mixed_precision is not None and mixed_precision not in MIXED_PRECISION:

@@ -218,3 +218,15 @@ def test_speed_options_channels_last_and_fused_adam_save_and_resume(tmp_path):
     run(tmp_path, "train.max_steps = 3", *speed, resume=True)  # loads back into channels-last weights
     record = read_metrics(tmp_path / "metrics.jsonl")[-1]
     assert record["step"] == 3 and all(torch.isfinite(torch.tensor(record[k])) for k in ("G_GAN", "D_real"))
+
+
+def test_cpu_run_says_when_cores_sit_idle(monkeypatch, capsys):
+    monkeypatch.setattr(loop.os, "cpu_count", lambda: 4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    loop._note_idle_cores(1)  # the tests' autouse fixture runs torch on one thread
+    out = capsys.readouterr().out
+    assert "1 thread(s) x 1 process(es) on 4 cores" in out and "--num_cpu_threads_per_process 4" in out
+    loop._note_idle_cores(2)
+    assert "--num_cpu_threads_per_process 2" in capsys.readouterr().out
+    loop._note_idle_cores(4)  # 1 thread x 4 processes: every core busy
+    assert capsys.readouterr().out == ""

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gin
 import torch
 
 from benchmarks.memory import MemoryMeter, saved_tensor_bytes
@@ -115,10 +114,7 @@ class Setup:
 
         from condgen.cli.gin_setup import parse_gin
         from condgen.data.coco import CocoStuff
-        from condgen.losses.feature_matching import FeatureMatchingLoss
-        from condgen.losses.gan import GANLoss
-        from condgen.losses.kl import KLDLoss
-        from condgen.losses.perceptual import VGGLoss
+        from condgen.objectives import Pix2PixHDObjective
         from condgen.train.build import build_gan
         from condgen.train.data import make_loader
         from condgen.train.loop import StepContext, _to_device
@@ -134,7 +130,6 @@ class Setup:
         self.spec = data.spec
         gan = build_gan(self.spec)
         nets = {k: self.speed.to_memory_format(v.to(device)) for k, v in gan.named().items()}
-        lam = {k: gin.query_parameter(f"train.lambda_{k}") for k in ("feat", "vgg", "kld")}
         g_params = [*nets["G"].parameters(), *(nets["E"].parameters() if "E" in nets else [])]
         opt_G = self.speed.adam(g_params, lr=1e-4, betas=(0.0, 0.9))
         opt_D = self.speed.adam(nets["D"].parameters(), lr=4e-4, betas=(0.0, 0.9))
@@ -148,13 +143,11 @@ class Setup:
         else:
             self.accelerator = PlainAccelerator(cfg.mixed_precision, device)
         self.nets, self.opt_G, self.opt_D = nets, opt_G, opt_D
-        self.vgg = VGGLoss().to(device)
+        self.objective = Pix2PixHDObjective().to(device)
+        self.vgg = self.objective.vgg_loss
         self.ctx = StepContext(
             self.accelerator, self.speed.compiled(nets["G"]), self.speed.compiled(nets["D"]),
-            self.speed.compiled(nets["E"]) if "E" in nets else None, self.opt_G, self.opt_D,
-            GANLoss().to(device), FeatureMatchingLoss().to(device), self.vgg,
-            KLDLoss().to(device) if "E" in nets else None,
-            lambda_feat=lam["feat"], lambda_vgg=lam["vgg"], lambda_kld=lam["kld"],
+            self.speed.compiled(nets["E"]) if "E" in nets else None, self.opt_G, self.opt_D, self.objective,
         )
         loader = make_loader(data, cfg.batch, num_workers=cfg.num_workers, pin_memory=self.speed.pin(device))
         self._batches = iter(loader)
@@ -269,7 +262,7 @@ def _shares(s: Setup, batch: Any, repeat: int = 2) -> dict[str, float]:
 
     def vgg_part() -> None:
         with autocast():
-            loss = ctx.vgg_loss(fake.clone().requires_grad_(), real)
+            loss = s.vgg(fake.clone().requires_grad_(), real)
         loss.backward()
 
     def opt_part() -> None:

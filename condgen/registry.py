@@ -26,6 +26,8 @@ KINDS: tuple[str, ...] = (
     "loss",
     "dataset",
     "op",  # implementations of parameter-free ops (e.g. conditional depthwise conv)
+    "objective",  # the losses of a GAN step (objectives/)
+    "metric",  # evaluation metrics (eval/metrics/)
 )
 
 
@@ -43,8 +45,19 @@ class Entry:
         return inspect.signature(inspect.unwrap(target))
 
     def arguments(self) -> list[tuple[str, Any]]:
-        """Constructor arguments as (name, default) pairs; `inspect.Parameter.empty` when required."""
+        """Constructor arguments as (name, default) pairs; `inspect.Parameter.empty` when required.
+
+        A preset (a class whose `__init__` forwards `**kwargs` and which states its defaults in a `PRESET`
+        dict) shows the arguments of the first base class that spells them out, with its own defaults.
+        """
         params = list(self.signature().parameters.values())
+        preset = getattr(self.cls, "PRESET", None)
+        if isinstance(preset, dict) and any(p.kind is p.VAR_KEYWORD for p in params):
+            for base in inspect.getmro(self.cls)[1:]:
+                base_params = list(inspect.signature(inspect.unwrap(base.__init__)).parameters.values())
+                if not any(p.kind is p.VAR_KEYWORD for p in base_params):
+                    params = [p.replace(default=preset.get(p.name, p.default)) for p in base_params]
+                    break
         return [
             (p.name, p.default)
             for p in params

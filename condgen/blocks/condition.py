@@ -1,6 +1,8 @@
-"""Condition sources: what each generator block is conditioned on.
+"""Condition sources: what each generator block (and the generator's `fc`) is conditioned on.
 
-A condition source turns the one-hot label map `seg` into a list of condition maps, coarse to fine;
+A condition source first forms the label input (`label_input(seg, z)`: the one-hot label map, or the map
+with a latent attached, e.g. OASIS's 3-D noise), which `fc` reads nearest-downsampled (`fc_nc` channels);
+then it turns that input into a list of condition maps, coarse to fine;
 the generator hands each block the map whose size equals the block's resolution (or the finest one,
 which the block resizes with nearest, as the official SPADE layer does). `cond_nc` is their channel
 count, which the generator passes to every block.
@@ -16,8 +18,34 @@ from torch import Tensor, nn
 from condgen.registry import register
 
 
+class ConditionSource(nn.Module):
+    """The condition-source contract the generator relies on.
+
+    Attributes:
+        semantic_nc: label channels of `seg`.
+        cond_nc: channels of every condition map (what each residual block is built for).
+        fc_nc: channels of `label_input(...)`, which the generator's `fc` conv reads.
+    Subclasses implement `forward(labels) -> list[Tensor]` (coarse to fine) and may override
+    `label_input` to attach a latent (then the generator hands them z instead of its `fc`).
+    """
+
+    cond_nc: int
+
+    def __init__(self, semantic_nc: int) -> None:
+        super().__init__()
+        self.semantic_nc = semantic_nc
+
+    @property
+    def fc_nc(self) -> int:
+        return self.semantic_nc
+
+    def label_input(self, seg: Tensor, z: Tensor | None = None) -> Tensor:
+        """What `fc` and `forward` read: the label map itself (z, if any, is not this source's)."""
+        return seg
+
+
 @register("condition")
-class LabelMapCondition(nn.Module):
+class LabelMapCondition(ConditionSource):
     """The plain condition: blocks see the one-hot label map, resized with nearest by each layer.
 
     Args:
@@ -27,7 +55,7 @@ class LabelMapCondition(nn.Module):
     """
 
     def __init__(self, semantic_nc: int, *, num_levels: int = 6, ngf: int = 64) -> None:
-        super().__init__()
+        super().__init__(semantic_nc)
         self.cond_nc = semantic_nc
         self.num_levels = num_levels
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from condgen.blocks.condition import ConditionSource
 from condgen.blocks.norm import batch_norm, spectral_norm
 from condgen.registry import register
 from condgen.utils import default
@@ -26,7 +27,7 @@ def conv_bn_lrelu(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1) ->
 
 
 @register("condition")
-class FeaturePyramidCondition(nn.Module):
+class FeaturePyramidCondition(ConditionSource):
     """Label map -> pyramid of condition maps `cat(seg at that size, pyramid features)`, coarse to fine.
 
     Level sizes are H / 2^(num_levels-1) ... H: with 'normal' (num_levels 6) at 256 px, 8 ... 256, one
@@ -42,9 +43,9 @@ class FeaturePyramidCondition(nn.Module):
     def __init__(
         self, semantic_nc: int, *, num_levels: int = 6, ngf: int = 64, width: int | None = None
     ) -> None:
-        super().__init__()
         if num_levels < 1:
             raise ValueError(f"FeaturePyramidCondition needs num_levels >= 1, got {num_levels}")
+        super().__init__(semantic_nc)
         width = default(width, ngf)
         self.semantic_nc, self.num_levels, self.width = semantic_nc, num_levels, width
         self.cond_nc = semantic_nc + width

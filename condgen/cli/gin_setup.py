@@ -20,7 +20,8 @@ from typing import Any
 
 import gin
 
-GIN_DIR = Path(__file__).resolve().parents[2] / "gin"
+from condgen.config import GIN_DIR, LEGACY_BINDINGS, install_reader, translate_bindings
+
 # Configurables whose bindings fix the networks' shapes: they must not change when resuming.
 ARCHITECTURE_KINDS = ("norm", "condition", "block", "generator", "discriminator", "encoder")
 
@@ -91,8 +92,8 @@ def default_run_dir(gin_files: list[str | Path]) -> Path:
 def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Path | None = None) -> None:
     """Parse (saved config,) files, then bindings into gin's global config, with readable errors."""
     import_configurables()
-    if str(GIN_DIR) not in gin.config._LOCATION_PREFIXES:
-        gin.add_config_file_search_path(str(GIN_DIR))
+    install_reader()
+    bindings = translate_bindings(list(bindings))
     resolved = [resolve_gin_file(f) for f in files]
     before: dict[str, str] = {}
     if saved_config is not None:
@@ -174,8 +175,11 @@ def _explain(message: str) -> str:
         params = _parameters(target) if target is not None else []
         denied = _denylists().get(selector.split(".")[-1], ())
         params = [p for p in params if p not in denied]
-        close = difflib.get_close_matches(param, params, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        name = selector.split(".")[-1]
+        moved = {k.split(".", 1)[1]: v for k, v in LEGACY_BINDINGS.items() if k.split(".", 1)[0] == name}
+        close = difflib.get_close_matches(param, params + list(moved), n=3, cutoff=0.5)
+        shown = [f"{c!r} (now {moved[c]})" if c in moved else repr(c) for c in close]
+        hint = f" Did you mean {', '.join(shown)}?" if close else ""
         return f"{selector} has no parameter {param!r}{where}.{hint} Its parameters: {', '.join(params)}"
     return message
 

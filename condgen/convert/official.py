@@ -315,9 +315,7 @@ def build_official(cfg: OfficialConfig) -> dict[str, nn.Module]:
 
 def official_renames(net: nn.Module) -> dict[str, str | None]:
     """The prefix rename table a network class declares for official checkpoints (empty if none)."""
-    import sys
-
-    return dict(getattr(sys.modules[type(net).__module__], "OFFICIAL_RENAMES", {}))
+    return dict(getattr(type(net), "OFFICIAL_RENAMES", {}))
 
 
 def load_official(

@@ -22,13 +22,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.semantic_embedding import SemanticEmbedding
+from condgen.networks.discriminator import DiscriminatorSplit, check_inputs, conv_norm_act
 from condgen.networks.init import init_weights
-from condgen.networks.patch_discriminator import DiscriminatorSplit, check_inputs, conv_norm_act
 from condgen.registry import register
 from condgen.utils import LayerType
-
-# Our SE block holds the official `embedding` and `seg` (feature projection) convs; the rest keeps its name.
-OFFICIAL_RENAMES: dict[str, str | None] = {"embedding.": "semantic.embed.", "seg.": "semantic.project."}
 
 ENCODER = (1, 2, 4, 8, 8)  # enc1..enc5 widths in multiples of ndf (256 px input: 128, 64, 32, 16, 8 px)
 LEVELS = (2, 3, 4)  # pyramid levels with a prediction; level k has the size of enc k
@@ -46,6 +43,10 @@ class FPSEDiscriminator(nn.Module):
         semantic_embedding: True = FPSE (image-only input + projection score); False = "FP", the label map
             concatenated to the image and plain real/fake heads.
     """
+
+    # Our SE block holds the official `embedding` and `seg` (feature projection) convs; the rest keeps
+    # its name.
+    OFFICIAL_RENAMES: dict[str, str | None] = {"embedding.": "semantic.embed.", "seg.": "semantic.project."}
 
     def __init__(
         self,

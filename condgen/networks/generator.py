@@ -1,53 +1,77 @@
-"""The conditional generator skeleton shared by SPADE and CC-FPSE (SPADE Fig. 4/12, CC-FPSE Fig. 2).
+"""The conditional generator skeleton shared by SPADE, CC-FPSE and OASIS (SPADE Fig. 4/12, CC-FPSE Fig. 2).
 
-A latent (VAE / random input) or the nearest-downsampled label map enters `fc` at 1/2^num_up of the
-output size; seven residual blocks (the channel schedule below) upsample it by nearest x2 to the output;
-`conv_img` + tanh gives the image. The residual block and the condition source are arguments, so SPADE,
-SPADE w/ FP, CC w/o FP and CC w/ FP (CC-FPSE Table 2) are all this one class. Module names follow the
-official checkpoints (`fc`, `head_0`, `G_middle_0/1`, `up_0..4`, `conv_img`).
+A latent (VAE / random input) or the nearest-downsampled label input enters `fc` at 1/2^num_up of the
+output size; residual blocks (a channel schedule from `SCHEDULES`) upsample it by nearest x2 to the output;
+`conv_img` + tanh gives the image. Everything that differs between the papers is an argument:
+- the residual block (`block`): SPADE's, CC-FPSE's conditional-convolution block, ...;
+- the condition source (`condition`, `blocks/condition.py`): what the blocks and `fc` read (the label
+  map, the label feature pyramid, the label map with 3-D noise);
+- the schedule (`num_upsampling_layers`): a key of `SCHEDULES`, data that a new entry extends.
+So SPADE, SPADE w/ FP, CC w/o FP and CC w/ FP (CC-FPSE Table 2) are one class; the named generators in
+`spade_generator.py` / `ccfpse_generator.py` are presets of it. Module names follow the official
+checkpoints (`fc`, `head_0`, `G_middle_0/1`, `up_0..4`, `conv_img`).
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from condgen.blocks.condition import LabelMapCondition, select_condition
+from condgen.blocks.condition import ConditionSource, LabelMapCondition, select_condition
 from condgen.networks.init import init_weights
 from condgen.registry import register
 
-# The channel schedule, stated once: (module name, in x ngf, out x ngf, nearest-upsample before it).
-BLOCKS: tuple[tuple[str, float, float, bool], ...] = (
-    ("head_0", 16, 16, False),
-    ("G_middle_0", 16, 16, True),
-    ("G_middle_1", 16, 16, False),  # 'more'/'most' upsample here too
-    ("up_0", 16, 8, True),
-    ("up_1", 8, 4, True),
-    ("up_2", 4, 2, True),
-    ("up_3", 2, 1, True),
+
+class Stage(NamedTuple):
+    """One residual block of a schedule: module name, in / out width as multiples of ngf, upsample first."""
+
+    name: str
+    in_mult: float
+    out_mult: float
+    upsample: bool
+
+
+_SPADE_NORMAL = (
+    Stage("head_0", 16, 16, False),
+    Stage("G_middle_0", 16, 16, True),
+    Stage("G_middle_1", 16, 16, False),
+    Stage("up_0", 16, 8, True),
+    Stage("up_1", 8, 4, True),
+    Stage("up_2", 4, 2, True),
+    Stage("up_3", 2, 1, True),
 )
-NUM_UP = {"normal": 5, "more": 6, "most": 7}
+_SPADE_MORE = (*_SPADE_NORMAL[:2], Stage("G_middle_1", 16, 16, True), *_SPADE_NORMAL[3:])
+
+# The channel schedules, stated once. 'normal' / 'more' / 'most' are the official --num_upsampling_layers
+# (5 / 6 / 7 upsamplings); add an entry to give every generator a new one.
+SCHEDULES: dict[str, tuple[Stage, ...]] = {
+    "normal": _SPADE_NORMAL,
+    "more": _SPADE_MORE,  # Cityscapes: G_middle_1 upsamples too
+    "most": (*_SPADE_MORE, Stage("up_4", 1, 0.5, True)),
+}
 
 
-def block_schedule(num_upsampling_layers: str) -> list[tuple[str, float, float, bool]]:
-    """The residual blocks for `normal` (5 upsamplings), `more` (6) or `most` (7, adds `up_4`)."""
-    if num_upsampling_layers not in NUM_UP:
+def block_schedule(num_upsampling_layers: str) -> tuple[Stage, ...]:
+    """The residual blocks of a schedule name (a key of `SCHEDULES`)."""
+    if num_upsampling_layers not in SCHEDULES:
         raise ValueError(
-            f"num_upsampling_layers={num_upsampling_layers!r}; choose one of {', '.join(NUM_UP)}"
+            f"num_upsampling_layers={num_upsampling_layers!r}; choose one of {', '.join(SCHEDULES)} "
+            "(or add an entry to condgen.networks.generator.SCHEDULES)"
         )
-    sched = list(BLOCKS)
-    if num_upsampling_layers in ("more", "most"):
-        sched[2] = ("G_middle_1", 16, 16, True)
-    if num_upsampling_layers == "most":
-        sched.append(("up_4", 1, 0.5, True))
-    return sched
+    return SCHEDULES[num_upsampling_layers]
+
+
+def num_upsamplings(num_upsampling_layers: str) -> int:
+    return sum(stage.upsample for stage in block_schedule(num_upsampling_layers))
 
 
 def latent_size(crop_size: int, aspect_ratio: float, num_upsampling_layers: str) -> tuple[int, int]:
     """(sh, sw): the spatial size `fc` produces (official `compute_latent_vector_size`)."""
-    num_up = NUM_UP[num_upsampling_layers]
+    num_up = num_upsamplings(num_upsampling_layers)
     sw = crop_size // 2**num_up
     sh = round(sw / aspect_ratio)
     if sw < 1 or sh < 1:
@@ -75,11 +99,11 @@ class Generator(nn.Module):
         semantic_nc: label channels of `seg` (one-hot + don't-care + instance edge).
         crop_size: output width; the output is (crop_size / aspect_ratio) x crop_size.
         aspect_ratio: width / height.
-        ngf: base width; the blocks have 16, 16, 16, 8, 4, 2, 1 x ngf output channels.
+        ngf: base width; block widths are the schedule's multiples of it.
         z_dim: latent size when `use_vae`.
         use_vae: True: `fc` maps a latent z (the VAE encoder's, or N(0, I) when none is given),
-            the official `--use_vae`; False: `fc` convolves the nearest-downsampled label map.
-        num_upsampling_layers: 'normal' | 'more' (Cityscapes) | 'most'.
+            the official `--use_vae`; False: `fc` convolves the nearest-downsampled label input.
+        num_upsampling_layers: the schedule, a key of `SCHEDULES`: 'normal' | 'more' (Cityscapes) | 'most'.
         block: residual block class, called as `block(in_ch, out_ch, cond_nc)`.
         condition: condition source class, called as `condition(semantic_nc, num_levels=..., ngf=ngf)`.
     """
@@ -105,33 +129,58 @@ class Generator(nn.Module):
         self.semantic_nc, self.z_dim, self.use_vae = semantic_nc, z_dim, use_vae
         self.schedule = block_schedule(num_upsampling_layers)
         self.sh, self.sw = latent_size(crop_size, aspect_ratio, num_upsampling_layers)
-        self.condition = condition(semantic_nc, num_levels=NUM_UP[num_upsampling_layers] + 1, ngf=ngf)
-        top = 16 * ngf
+        num_levels = num_upsamplings(num_upsampling_layers) + 1
+        self.condition: ConditionSource = condition(semantic_nc, num_levels=num_levels, ngf=ngf)
+        top = int(self.schedule[0].in_mult * ngf)
         if use_vae:
             self.fc = nn.Linear(z_dim, top * self.sh * self.sw)
         else:
-            self.fc = nn.Conv2d(semantic_nc, top, 3, padding=1)
-        for name, m_in, m_out, _ in self.schedule:
-            self.add_module(name, block(int(m_in * ngf), int(m_out * ngf), self.condition.cond_nc))
-        self.conv_img = nn.Conv2d(int(self.schedule[-1][2] * ngf), 3, 3, padding=1)
+            self.fc = nn.Conv2d(self.condition.fc_nc, top, 3, padding=1)
+        for stage in self.schedule:
+            self.add_module(
+                stage.name, block(int(stage.in_mult * ngf), int(stage.out_mult * ngf), self.condition.cond_nc)
+            )
+        self.conv_img = nn.Conv2d(int(self.schedule[-1].out_mult * ngf), 3, 3, padding=1)
         init_weights(self)
 
     def forward(self, seg: Tensor, z: Tensor | None = None) -> Tensor:
-        """seg: (b, semantic_nc, H, W) one-hot; z: (b, z_dim) or None. Returns (b, 3, H, W)."""
+        """seg: (b, semantic_nc, H, W) one-hot; z: the latent, (b, z_dim), or None (sampled).
+
+        With a condition source that consumes the latent (3-D noise), z goes to it instead of `fc`.
+        Returns (b, 3, H, W).
+        """
         if seg.shape[1] != self.semantic_nc:
             raise ValueError(
                 f"label map has {seg.shape[1]} channels, generator expects {self.semantic_nc} "
                 "(label_nc + don't-care + instance edge); check the dataset's gin file"
             )
+        labels = self.condition.label_input(seg, None if self.use_vae else z)
         if self.use_vae:
             if z is None:
                 z = torch.randn(seg.shape[0], self.z_dim, device=seg.device, dtype=seg.dtype)
             x = rearrange(self.fc(z), "b (c h w) -> b c h w", h=self.sh, w=self.sw)
         else:
-            x = self.fc(F.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
-        conds = self.condition(seg)
-        for name, _, _, upsample in self.schedule:
-            if upsample:
+            x = self.fc(F.interpolate(labels, size=(self.sh, self.sw), mode="nearest"))
+        conds = self.condition(labels)
+        for stage in self.schedule:
+            if stage.upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = getattr(self, name)(x, select_condition(conds, x.shape[-2:]))
+            x = getattr(self, stage.name)(x, select_condition(conds, x.shape[-2:]))
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class GeneratorPreset(Generator):
+    """A named generator: `Generator` with other defaults (`PRESET`); every other argument passes through.
+
+    Bind a knob once: `Generator.ngf = 32` reaches every preset, `SPADEGenerator.ngf = 32` only that one;
+    a preset's own defaults win over `Generator.*` bindings of the same argument.
+    """
+
+    PRESET: dict[str, Any] = {}
+
+    def __init__(self, semantic_nc: int, **kwargs: Any) -> None:
+        super().__init__(semantic_nc, **{**self.preset(), **kwargs})
+
+    @classmethod
+    def preset(cls) -> dict[str, Any]:
+        return dict(cls.PRESET)

@@ -6,9 +6,7 @@ lists (the official nested order). `semantic_embedding=True` gives "MsPatch+SE":
 image and the label map enters through a projection head (`blocks/semantic_embedding.py`) added to each
 scale's logits.
 
-The losses are D-agnostic through `split(outputs) -> DiscriminatorSplit(logits, features, feature_weights)`:
-GAN loss = mean over `logits` of each map's element mean; feature matching = sum_i w_i L1(fake_i, real_i)
-over `features` (the trainer multiplies by lambda_feat). Here the features are the intermediate outputs of
+`split(outputs)` follows the contract in `discriminator.py`. Here the features are the intermediate outputs of
 every scale (the logits excluded) with weight 1/num_D each, summed over layers, as the official SPADE loss.
 Deviations from the official code: the structure never depends on a loss flag, and the last scale's input is
 not pooled once more (the official pools it and throws it away).
@@ -16,67 +14,18 @@ not pooled once more (the official pools it and throws it away).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from condgen.blocks.norm import get_param_free_norm, spectral_norm
 from condgen.blocks.semantic_embedding import SemanticEmbedding
+from condgen.networks.discriminator import DiscriminatorSplit, check_inputs, conv_norm_act
 from condgen.networks.init import init_weights
 from condgen.registry import register
 from condgen.utils import LayerType
 
-# Module names equal the official ones: only the spectral-norm suffixes change (rename_official does that).
-OFFICIAL_RENAMES: dict[str, str | None] = {}
-
 MAX_CH = 512  # the official channel cap `min(nf * 2, 512)`, independent of ndf
 KW, PADW = 4, 2  # official kernel 4 and padding ceil((4 - 1) / 2) = 2: every layer grows the map by 1 pixel
-
-
-class DiscriminatorSplit(NamedTuple):
-    """What the losses need from a discriminator's nested output (see each `split`)."""
-
-    logits: list[Tensor]  # real/fake maps, one per scale or pyramid level
-    features: list[Tensor]  # features matched by the feature-matching loss
-    feature_weights: list[float]  # one weight per feature, the official averaging rule
-
-
-def conv_norm_act(
-    in_ch: int,
-    out_ch: int,
-    kernel_size: int,
-    stride: int,
-    padding: int,
-    *,
-    norm: LayerType | None = "instance",
-    spectral: bool = True,
-) -> nn.Sequential:
-    """`[[conv, norm], LeakyReLU(0.2)]`: the official `norm_D` layer, nested to give keys `<name>.0.0.weight`.
-
-    The conv drops its bias when a norm follows (the norm would cancel it), as the official code does.
-    """
-    conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding, bias=norm is None)
-    norm_layer = nn.Identity() if norm is None else get_param_free_norm(norm)(out_ch)
-    # in place is safe: neither the norm's nor the conv's backward needs its own output
-    return nn.Sequential(nn.Sequential(spectral_norm(conv, spectral), norm_layer), nn.LeakyReLU(0.2, True))
-
-
-def check_inputs(img: Tensor, seg: Tensor, semantic_nc: int) -> None:
-    """Raise with the fix when `img` / `seg` do not fit a discriminator built for `semantic_nc`."""
-    if img.dim() != 4 or img.shape[1] != 3:
-        raise ValueError(f"img must be (b, 3, H, W) RGB in [-1, 1], got shape {tuple(img.shape)}")
-    if seg.shape[1] != semantic_nc:
-        raise ValueError(
-            f"label map has {seg.shape[1]} channels, discriminator expects {semantic_nc} "
-            "(semantic_nc = label_nc + dontcare + instance edge); check the dataset's gin file"
-        )
-    if seg.shape[0] != img.shape[0] or seg.shape[-2:] != img.shape[-2:]:
-        raise ValueError(
-            f"img {tuple(img.shape)} and seg {tuple(seg.shape)} differ in batch or size; "
-            "when fake and real are batched together, repeat seg along the batch"
-        )
 
 
 class PatchDiscriminator(nn.Module):
@@ -148,6 +97,9 @@ class MultiscalePatchDiscriminator(nn.Module):
             the real or generated images", so the label map is not concatenated either.
         embed_nc: SE embedding width; default 2 * ndf, the FPSE discriminator's ratio.
     """
+
+    # Module names equal the official ones: only the spectral-norm suffixes change (condgen.convert).
+    OFFICIAL_RENAMES: dict[str, str | None] = {}
 
     def __init__(
         self,

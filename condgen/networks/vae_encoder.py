@@ -27,9 +27,6 @@ from condgen.blocks.norm import spectral_norm
 from condgen.networks.init import init_weights
 from condgen.registry import register
 
-# Official checkpoints need no prefix renames: module names are the official ones.
-OFFICIAL_RENAMES: dict[str, str | None] = {}
-
 OFFICIAL_SIZE = 256  # the official encoder's working size
 MIN_MAP = 4  # smallest side of the last map: the official 4x4 at 256 (InstanceNorm needs > 1 pixel)
 
@@ -58,6 +55,8 @@ class VAEEncoder(nn.Module):
         official_resize: work at 256x256 like the official code instead of at the configured image size
             (needed to load official encoders trained on non-square crops, e.g. Cityscapes).
     """
+
+    OFFICIAL_RENAMES: dict[str, str | None] = {}  # module names are the official ones
 
     def __init__(
         self,

@@ -33,11 +33,8 @@ from torch import Tensor, nn
 from condgen.data.labels import encode_labels
 from condgen.data.spec import DataSpec
 from condgen.data.visualize import colorize
-from condgen.losses.feature_matching import FeatureMatchingLoss
-from condgen.losses.gan import GANLoss
-from condgen.losses.kl import KLDLoss
-from condgen.losses.perceptual import VGGLoss
-from condgen.networks.vae_encoder import reparameterize
+from condgen.objectives import Objective, Pix2PixHDObjective
+from condgen.objectives.base import total
 from condgen.train import schedule
 from condgen.train.build import GAN, build_gan, convert_sync_batchnorm
 from condgen.train.data import batches_per_epoch, make_loader
@@ -63,7 +60,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclasses.dataclass
 class StepContext:
-    """What one training step needs: the prepared networks, optimisers, loss modules and weights."""
+    """What one training step needs: the prepared networks, optimisers and the objective."""
 
     accelerator: Any
     G: nn.Module
@@ -71,34 +68,10 @@ class StepContext:
     E: nn.Module | None
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
-    gan_loss: nn.Module
-    feat_loss: nn.Module | None
-    vgg_loss: nn.Module | None
-    kld_loss: nn.Module | None
-    lambda_feat: float
-    lambda_vgg: float
-    lambda_kld: float
+    objective: Objective
 
 
 # ----------------------------------------------------------------------------------------------- the GAN step
-def generate(s: StepContext, seg: Tensor, real: Tensor, *, with_kld: bool) -> tuple[Tensor, Tensor | None]:
-    """Fake images for `seg`; with the VAE, z is encoded from `real` (official `generate_fake`)."""
-    if s.E is None:
-        return s.G(seg), None
-    mu, logvar = s.E(real)
-    kld = s.kld_loss(mu, logvar) * s.lambda_kld if with_kld else None
-    return s.G(seg, reparameterize(mu, logvar)), kld
-
-
-def discriminate(s: StepContext, fake: Tensor, real: Tensor, seg: Tensor) -> tuple[Any, Any]:
-    """D on [fake; real] in one batch (official: shared BN statistics / SN iterations); split halves."""
-    outputs = s.D(torch.cat([fake, real]), torch.cat([seg, seg]))
-    b = fake.shape[0]
-    fake_out, real_out = _map_tensors(outputs, lambda t: t[:b]), _map_tensors(outputs, lambda t: t[b:])
-    d = s.accelerator.unwrap_model(s.D)
-    return d.split(fake_out), d.split(real_out)
-
-
 def generator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
     """One G (+E) update from the micro-batches; D is only read (its parameters get no gradient)."""
     params = [p for opt_group in s.opt_G.param_groups for p in opt_group["params"] if p.requires_grad]
@@ -107,36 +80,21 @@ def generator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict
     for i, (seg, real) in enumerate(batches):
         sync = _sync_on_last(s, i, len(batches), s.G, s.E)
         with sync, s.accelerator.no_sync(s.D), s.accelerator.autocast():
-            fake, kld = generate(s, seg, real, with_kld=s.lambda_kld > 0)
-            pred_fake, pred_real = discriminate(s, fake, real, seg)
-            losses = {"G_GAN": s.gan_loss(pred_fake.logits, real=True, for_discriminator=False)}
-            if s.lambda_feat:
-                feats = (pred_fake.features, pred_real.features, pred_fake.feature_weights)
-                losses["G_feat"] = s.lambda_feat * s.feat_loss(*feats)
-            if s.lambda_vgg:
-                losses["G_VGG"] = s.lambda_vgg * s.vgg_loss(fake, real)
-            if kld is not None:
-                losses["G_KLD"] = kld
-        s.accelerator.backward(sum(losses.values()), inputs=params)
+            losses = s.objective.generator_losses(s.G, s.D, s.E, seg, real)
+        s.accelerator.backward(total(losses), inputs=params)
         _add(totals, losses, len(batches))
     s.opt_G.step()
     return totals
 
 
 def discriminator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-    """One D update: hinge on D(real) and D(G(seg)) with G (and E) under no_grad."""
+    """One D update; the objective generates the fake with G (and E) under no_grad."""
     s.opt_D.zero_grad(set_to_none=True)
     totals: dict[str, Tensor] = {}
     for i, (seg, real) in enumerate(batches):
         with _sync_on_last(s, i, len(batches), s.D), s.accelerator.autocast():
-            with torch.no_grad():
-                fake, _ = generate(s, seg, real, with_kld=False)
-            pred_fake, pred_real = discriminate(s, fake.detach(), real, seg)
-            losses = {
-                "D_fake": s.gan_loss(pred_fake.logits, real=False),
-                "D_real": s.gan_loss(pred_real.logits, real=True),
-            }
-        s.accelerator.backward(sum(losses.values()))
+            losses = s.objective.discriminator_losses(s.G, s.D, s.E, seg, real)
+        s.accelerator.backward(total(losses))
         _add(totals, losses, len(batches))
     s.opt_D.step()
     return totals
@@ -157,14 +115,6 @@ def _add(totals: dict[str, Tensor], losses: dict[str, Tensor], n: int) -> None:
         totals[k] = totals.get(k, 0) + v.detach().float() / n
 
 
-def _map_tensors(obj: Any, fn: Any) -> Any:
-    if isinstance(obj, Tensor):
-        return fn(obj)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_map_tensors(o, fn) for o in obj)
-    raise TypeError(f"discriminator outputs must be nested lists of tensors, found {type(obj).__name__}")
-
-
 # ------------------------------------------------------------------------------------------------ the run
 @gin.configurable(denylist=["run_dir", "resume"])
 def train(
@@ -182,13 +132,7 @@ def train(
     ttur: bool = True,
     betas: tuple[float, float] | None = None,
     D_steps_per_G: int = 1,
-    lambda_feat: float = 10.0,
-    lambda_vgg: float = 10.0,
-    lambda_kld: float = 0.05,
-    gan_loss: Any = GANLoss,
-    feat_loss: Any = FeatureMatchingLoss,
-    vgg_loss: Any = VGGLoss,
-    kld_loss: Any = KLDLoss,
+    objective: Any = Pix2PixHDObjective,
     mixed_precision: str | None = None,
     grad_accum: int = 1,
     ema_decay: float | None = None,
@@ -216,8 +160,8 @@ def train(
         lr, ttur, betas: base rate; TTUR gives G lr/2 and D 2 lr with betas (0, 0.9); `ttur=False` is the
             official `--no_TTUR` (both lr, betas (0.5, 0.999)); `betas` overrides.
         D_steps_per_G: a G step runs every this many steps, a D step every step (official).
-        lambda_feat, lambda_vgg, lambda_kld: loss weights; 0 switches a loss off (VGG is then not built).
-        gan_loss, feat_loss, vgg_loss, kld_loss: loss classes (their options are their own gin bindings).
+        objective: the objective class (`@Pix2PixHDObjective`: SPADE's / CC-FPSE's losses, whose weights
+            are its own bindings, e.g. `Pix2PixHDObjective.lambda_vgg = 0.0`).
         mixed_precision: 'no' | 'bf16' | 'fp16' (scaler policy: module docstring); None takes
             `accelerate launch --mixed_precision` (default 'no').
         grad_accum: micro-batches per update (an update = one G step and one D step on all of them).
@@ -280,13 +224,7 @@ def train(
             net, device_type=accelerator.device.type, num_processes=accelerator.num_processes
         )
         speed.to_memory_format(net)
-    criteria = dict(
-        gan_loss=gan_loss(),
-        feat_loss=feat_loss() if lambda_feat else None,
-        vgg_loss=vgg_loss() if lambda_vgg else None,
-        kld_loss=kld_loss() if gan.use_vae and lambda_kld else None,
-    )
-    criteria = {k: v.to(accelerator.device) if v is not None else None for k, v in criteria.items()}
+    objective_ = objective().to(accelerator.device)
     g_params = [*gan.G.parameters(), *(gan.E.parameters() if gan.E is not None else [])]
     opt_G = speed.adam(g_params, lr=lr_G, betas=betas)
     opt_D = speed.adam(gan.D.parameters(), lr=lr_D, betas=betas)
@@ -299,10 +237,7 @@ def train(
         ema.to(accelerator.device)
     extra = {"ema": ema} if ema is not None else None  # saved beside Accelerate's state
     compiled = {k: speed.compiled(v) for k, v in prepared.items()}  # wrappers; checkpoints keep the keys
-    s = StepContext(
-        accelerator, compiled["G"], compiled["D"], compiled.get("E"), opt_G, opt_D, **criteria,
-        lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, lambda_kld=lambda_kld,
-    )
+    s = StepContext(accelerator, compiled["G"], compiled["D"], compiled.get("E"), opt_G, opt_D, objective_)
 
     # --- the run directory: operative config (complete now: everything has been built), metrics, samples
     config = gin.operative_config_str()

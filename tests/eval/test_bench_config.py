@@ -35,7 +35,7 @@ def test_every_cell_builds_with_the_shared_budget(cell):
         [],
     )
     assert gin.query_parameter("train.max_steps") == 600 and gin.query_parameter("train.seed") == 0
-    assert gin.query_parameter("train.lambda_vgg") == 0.0
+    assert gin.query_parameter("Pix2PixHDObjective.lambda_vgg") == 0.0
     gan = build_gan(SyntheticLandscapes().spec)
     assert paper_names(gan) == CELLS[cell] and gan.E is None
 

@@ -12,9 +12,11 @@ from condgen.blocks.cond_conv import CCResBlock
 from condgen.blocks.condition import LabelMapCondition
 from condgen.blocks.spade import SPADEResBlock
 from condgen.blocks.weight_pyramid import FeaturePyramidCondition
-from condgen.networks.ccfpse_generator import OFFICIAL_RENAMES, CCFPSEGenerator
+from condgen.networks.ccfpse_generator import CCFPSEGenerator
 from condgen.networks.generator import Generator
 from condgen.utils import count_parameters
+
+OFFICIAL_RENAMES = CCFPSEGenerator.OFFICIAL_RENAMES
 
 S = 5
 

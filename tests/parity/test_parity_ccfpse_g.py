@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from condgen.convert.keys import load_official_state
-from condgen.networks.ccfpse_generator import OFFICIAL_RENAMES, CCFPSEGenerator
+from condgen.networks.ccfpse_generator import CCFPSEGenerator
 from condgen.utils import count_parameters
 from tests.conftest import load_fixture
 from tests.parity.saturated import generate_with_logits, mismatch_beyond_roundoff
@@ -26,7 +26,7 @@ def test_official_ccfpse_generator_outputs():
     assert seg.shape[1] == fx["semantic_nc"] == 14
     G = CCFPSEGenerator(14, crop_size=256, ngf=2, use_vae=True, num_upsampling_layers="normal")
     assert count_parameters(G) == fx["param_counts"]["G"]
-    load_official_state(G, fx["G"], OFFICIAL_RENAMES, what="CC-FPSE generator")
+    load_official_state(G, fx["G"], CCFPSEGenerator.OFFICIAL_RENAMES, what="CC-FPSE generator")
     with torch.no_grad():
         G.eval()
         fake_eval, logits = generate_with_logits(G, seg, fx["z"])

@@ -33,7 +33,7 @@ def test_discriminator_matches_official(name):
     fx = load_fixture(name)
     cls, module = CASES[name]
     D = cls(fx["semantic_nc"], ndf=4)  # official --ndf 4, everything else at its default
-    load_official_state(D, fx["D"], module.OFFICIAL_RENAMES, what=cls.__name__)
+    load_official_state(D, fx["D"], cls.OFFICIAL_RENAMES, what=cls.__name__)
     assert count_parameters(D) == fx["param_counts"]["D"]
     one_hot = F.one_hot(fx["labels"][:, 0].long(), 13).permute(0, 3, 1, 2).float()
     seg = torch.cat([one_hot, fx["instance_edges"].float()], 1)

@@ -33,7 +33,7 @@ def _seg(fx: dict) -> torch.Tensor:
 
 def _encoder(fx: dict) -> VAEEncoder:
     E = VAEEncoder(ngf=2, z_dim=256, crop_size=256, aspect_ratio=1.0)
-    load_official_state(E, fx["E"], vae_encoder.OFFICIAL_RENAMES, what="official netE")
+    load_official_state(E, fx["E"], vae_encoder.VAEEncoder.OFFICIAL_RENAMES, what="official netE")
     assert count_parameters(E) == fx["param_counts"]["E"]
     return E
 
@@ -49,7 +49,7 @@ def _encoder_errors(E: VAEEncoder, fx: dict, mode: str) -> dict[str, float]:
 def test_spade_generator_and_encoder_match_official():
     fx = load_fixture("spade_ngf2_label12_vae.pt")
     G = SPADEGenerator(14, crop_size=256, aspect_ratio=1.0, ngf=2, z_dim=256, use_vae=True)
-    load_official_state(G, fx["G"], spade_generator.OFFICIAL_RENAMES, what="official netG")
+    load_official_state(G, fx["G"], spade_generator.SPADEGenerator.OFFICIAL_RENAMES, what="official netG")
     assert count_parameters(G) == fx["param_counts"]["G"]
     E = _encoder(fx)
     seg, errors = _seg(fx), {}

@@ -11,7 +11,8 @@ from condgen.train.loop import train
 EXPERIMENTS = sorted(p.stem for p in GIN_DIR.glob("*_*.gin") if p.stem.split("_")[0] in ("spade", "ccfpse"))
 TINY = [
     "SPADEGenerator.ngf = 4", "SPADE.hidden = 8", "CCFPSEGenerator.ngf = 4", "VAEEncoder.ngf = 4",
-    "MultiscalePatchDiscriminator.ndf = 4", "FPSEDiscriminator.ndf = 4", "train.lambda_vgg = 0.0",
+    "MultiscalePatchDiscriminator.ndf = 4", "FPSEDiscriminator.ndf = 4",
+    "Pix2PixHDObjective.lambda_vgg = 0.0",
     "BATCH_SIZE = 2", "train.max_steps = 2", "train.num_samples = 2", "train.progress = False",
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "Cityscapes.crop_size = 128",  # 'more' needs 128
 ]

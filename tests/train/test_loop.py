@@ -1,3 +1,4 @@
+import functools
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from safetensors.torch import load_file
 
 from condgen.cli.gin_setup import parse_gin
 from condgen.losses.gan import GANLoss
+from condgen.objectives import Pix2PixHDObjective
 from condgen.train import loop
 from condgen.train.loop import NonFiniteLossError, train
 from condgen.train.report import read_metrics
@@ -104,7 +106,7 @@ def test_nan_guard_names_the_loss_and_step_and_keeps_the_last_good_checkpoint(tm
     parse_gin([TINY], ["train.max_steps = 5", "train.save_every = 2"])
     NaNAfter.calls = 0
     with pytest.raises(NonFiniteLossError, match=r"step 3 .*G_GAN = nan") as err:
-        train(tmp_path, gan_loss=NaNAfter)
+        train(tmp_path, objective=functools.partial(Pix2PixHDObjective, gan_loss=NaNAfter))
     assert "step_2" in str(err.value)
     assert latest_checkpoint(tmp_path).name == "step_2"
     assert all(torch.isfinite(v).all() for v in weights(tmp_path).values())
@@ -115,7 +117,7 @@ def test_run_directory_layout_and_operative_config(tmp_path):
     assert (tmp_path / "latest").read_text().strip() == "step_3"
     assert [p.name for p in tmp_path.glob("step_*")] == ["step_3"]  # keep_last = 1
     config = (tmp_path / "config.gin").read_text()
-    assert "SPADEGenerator.ngf = 8" in config and "train.lambda_feat = 10.0" in config
+    assert "SPADEGenerator.ngf = 8" in config and "Pix2PixHDObjective.lambda_feat = 10.0" in config
     assert (tmp_path / "step_3" / "config.gin").read_text() == config
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -158,7 +160,8 @@ def test_bad_settings_fail_before_building_anything(tmp_path):
 
 
 def test_bf16_autocast_with_the_vgg_loss_and_ema(tmp_path):
-    ckpt = run(tmp_path, "train.max_steps = 2", "train.mixed_precision = 'bf16'", "train.lambda_vgg = 10.0",
+    ckpt = run(tmp_path, "train.max_steps = 2", "train.mixed_precision = 'bf16'",
+               "Pix2PixHDObjective.lambda_vgg = 10.0",
                "VGGLoss.random_init = True", "train.ema_decay = 0.5")
     record = read_metrics(tmp_path / "metrics.jsonl")[-1]
     assert record["G_VGG"] > 0 and all(torch.isfinite(torch.tensor(v)) for v in record.values())

@@ -100,6 +100,19 @@ class PlainAccelerator:
     def unwrap_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return getattr(model, "_orig_mod", model)
 
+    # what `build_run` uses besides: one process, modules moved to the device, no checkpoint hooks
+    is_main_process, num_processes, process_index = True, 1, 0
+
+    def prepare(self, *objs: Any) -> Any:
+        moved = tuple(o.to(self.device) if isinstance(o, torch.nn.Module) else o for o in objs)
+        return moved if len(moved) > 1 else moved[0]
+
+    def register_save_state_pre_hook(self, hook: Any) -> None:
+        pass
+
+    def register_load_state_pre_hook(self, hook: Any) -> None:
+        pass
+
 
 class Setup:
     """Networks, losses, optimisers, loader and step context for one `Config`.
@@ -115,43 +128,31 @@ class Setup:
         from condgen.cli.gin_setup import parse_gin
         from condgen.data.coco import CocoStuff
         from condgen.objectives import Pix2PixHDObjective
-        from condgen.train.build import build_gan
         from condgen.train.data import make_loader
-        from condgen.train.loop import StepContext, _to_device
-        from condgen.train.speed import SpeedOptions
+        from condgen.train.setup import TrainSettings, build_run
 
         self.cfg, self.device = cfg, device
         root = miniature_coco(max(cfg.size, 64), n=max(16, 2 * cfg.batch))  # two batches per epoch at least
-        parse_gin([EXPERIMENTS[cfg.model]], cfg.bindings(root))
-        self.speed = SpeedOptions(**dict(cfg.speed))
-        self.speed.configure_backends(device)
-        torch.manual_seed(0)
-        data = CocoStuff()
-        self.spec = data.spec
-        gan = build_gan(self.spec)
-        nets = {k: self.speed.to_memory_format(v.to(device)) for k, v in gan.named().items()}
-        g_params = [*nets["G"].parameters(), *(nets["E"].parameters() if "E" in nets else [])]
-        opt_G = self.speed.adam(g_params, lr=1e-4, betas=(0.0, 0.9))
-        opt_D = self.speed.adam(nets["D"].parameters(), lr=4e-4, betas=(0.0, 0.9))
+        speed = [f"SpeedOptions.{k} = {v!r}" for k, v in cfg.speed]
+        parse_gin([EXPERIMENTS[cfg.model]], [*cfg.bindings(root), *speed])
         if device.type == "cuda":
             AcceleratorState._reset_state(True)  # one Accelerator per configuration in this process
             GradientState._reset_state()
-            self.accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
-            prepared = self.accelerator.prepare(*nets.values(), opt_G, opt_D)  # as the loop does
-            nets = dict(zip(nets, prepared[: len(nets)], strict=True))
-            opt_G, opt_D = prepared[len(nets) :]
+            accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
         else:
-            self.accelerator = PlainAccelerator(cfg.mixed_precision, device)
-        self.nets, self.opt_G, self.opt_D = nets, opt_G, opt_D
-        self.objective = Pix2PixHDObjective().to(device)
+            accelerator = PlainAccelerator(cfg.mixed_precision, device)
+        settings = TrainSettings(dataset=CocoStuff, objective=Pix2PixHDObjective, batch_size=cfg.batch,
+                                 num_workers=cfg.num_workers, mixed_precision=cfg.mixed_precision)
+        self.run = run = build_run(settings, accelerator=accelerator)  # exactly what `train` builds
+        self.accelerator, self.speed, self.spec, self.ctx = accelerator, run.speed, run.spec, run.step
+        self.nets = {k: accelerator.unwrap_model(getattr(run.step, k)) for k in run.gan.named()}
+        self.opt_G, self.opt_D = run.step.opt_G, run.step.opt_D
+        self.objective = run.step.objective
         self.vgg = self.objective.vgg_loss
-        self.ctx = StepContext(
-            self.accelerator, self.speed.compiled(nets["G"]), self.speed.compiled(nets["D"]),
-            self.speed.compiled(nets["E"]) if "E" in nets else None, self.opt_G, self.opt_D, self.objective,
-        )
-        loader = make_loader(data, cfg.batch, num_workers=cfg.num_workers, pin_memory=self.speed.pin(device))
+        pin = run.speed.pin(device)
+        loader = make_loader(run.data, cfg.batch, num_workers=cfg.num_workers, pin_memory=pin)
         self._batches = iter(loader)
-        self._to_device = lambda b: self.speed.inputs(*_to_device(b, self.spec, device))
+        self._to_device = run.to_device
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._to_device(next(self._batches))

@@ -35,11 +35,11 @@ def epoch_order(num_items: int, seed: int, epoch: int, *, shuffle: bool = True) 
     """The item order of one epoch: a permutation drawn from (seed, epoch), or 0..n-1 without shuffle."""
     if not shuffle:
         return torch.arange(num_items)
-    gen = torch.Generator().manual_seed(_mix(seed, epoch))
+    gen = torch.Generator().manual_seed(item_seed(seed, epoch))
     return torch.randperm(num_items, generator=gen)
 
 
-def _mix(*values: int) -> int:
+def item_seed(*values: int) -> int:
     """A well-spread 63-bit seed from a few integers (numpy's SeedSequence hashing)."""
     state = np.random.SeedSequence([v & 0xFFFFFFFF for v in values]).generate_state(2, dtype=np.uint64)
     return int(state[0] >> np.uint64(1))
@@ -82,7 +82,7 @@ class MicroBatchSampler(Sampler[list[tuple[int, int]]]):
             for b in range(batch, self.per_epoch):
                 first = (b * self.num_processes + self.process_index) * self.batch_size
                 positions = range(first, first + self.batch_size)
-                yield [(int(order[p]), _mix(self.seed, epoch, p)) for p in positions]
+                yield [(int(order[p]), item_seed(self.seed, epoch, p)) for p in positions]
             micro = (epoch + 1) * self.per_epoch
 
 
@@ -147,5 +147,5 @@ def make_loader(
         persistent_workers=num_workers > 0,
         # Worker base seeds come from this generator, not the global RNG: creating the loader does not
         # consume training randomness (items reseed themselves anyway).
-        generator=torch.Generator().manual_seed(_mix(seed, start)),
+        generator=torch.Generator().manual_seed(item_seed(seed, start)),
     )

@@ -59,3 +59,99 @@ class MetricsLog:
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """The records of a `metrics.jsonl` file, in order."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------- what the loop reports
+def fixed_samples(data: Any, n: int, seed: int) -> dict[str, Tensor]:
+    """The first `n` items, loaded as in epoch 0 without touching the training RNG."""
+    from torch.utils.data import default_collate
+
+    from condgen.train.data import SeededItems, item_seed
+
+    items = SeededItems(data)
+    n = min(n, len(data))
+    return default_collate([items[(i, item_seed(seed, -1, i))] for i in range(n)])
+
+
+@torch.no_grad()
+def write_samples(run: Any, run_dir: Path, step: int, fixed: dict) -> Path:
+    """Grid of label | real | fake for the fixed items, G in eval mode, seeded: the training RNG is kept."""
+    from condgen.data.visualize import colorize
+
+    G, E = run.sample_networks()
+    device = run.device
+    seg, real = run.to_device(fixed)
+    was_training = G.training
+    G.eval()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(run.settings.seed)
+        if E is not None:
+            e_training = E.training
+            E.eval()
+            z, _ = E(real)  # the posterior mean: the real image's style, no sampling noise
+            E.train(e_training)
+            fake = G(seg, z)
+        else:
+            fake = G(seg)
+    G.train(was_training)
+    grid = sample_grid(colorize(fixed["label"], getattr(run.data, "PALETTE", None)), real, fake)
+    path = save_png(grid, run_dir / "samples" / f"step_{step:06d}.png")
+    tensorboard(run.accelerator, lambda w: w.add_image("samples/label_real_fake", grid, step))
+    return path
+
+
+def tensorboard(accelerator: Any, fn: Any) -> None:
+    """Call `fn(SummaryWriter)` if the TensorBoard tracker is running."""
+    try:
+        fn(accelerator.get_tracker("tensorboard", unwrap=True))
+    except (ValueError, AttributeError):  # tracker not started (init failed or tensorboard missing)
+        pass
+
+
+def start_trackers(run: Any, start: int, config: str) -> None:
+    """TensorBoard under tb/; a resumed run drops the first run's records after its checkpoint."""
+    purge = {"purge_step": start + 1} if start else {}
+    run.accelerator.init_trackers("tb", init_kwargs={"tensorboard": purge})
+    if run.main and start == 0:
+        as_markdown = "\n".join("    " + line for line in config.splitlines())
+        tensorboard(run.accelerator, lambda w: w.add_text("config.gin", as_markdown, 0))
+
+
+def progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+def log_step(run: Any, metrics: MetricsLog, bar: Any, done: int, epoch: int, factor: float,
+             values: dict[str, float], images_per_s: float) -> None:
+    """One metrics record: JSONL, TensorBoard scalars and the progress bar's postfix."""
+    lr_G, lr_D = run.lr_G * factor, run.lr_D * factor
+    metrics.write({"step": done, "epoch": epoch, "lr_G": lr_G, "lr_D": lr_D, **values,
+                   "images_per_s": round(images_per_s, 3)})
+    run.accelerator.log({"epoch": epoch, "lr/G": lr_G, "lr/D": lr_D, "speed/images_per_s": images_per_s,
+                         **{f"loss/{k}": v for k, v in values.items()}}, step=done)
+    bar.set_postfix({**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{images_per_s:.1f}"},
+                    refresh=False)
+
+
+def write_summary(run: Any, run_dir: Path, *, steps: int, start: int, final: Any, wall: float,
+                  hashes: list[str], config_file: Path) -> dict[str, Any]:
+    """summary.json and the closing lines on the terminal: where everything is, time, speed, hashes."""
+    summary = {
+        "step": steps, "checkpoint": str(final), "config": str(config_file),
+        "metrics": str(run_dir / "metrics.jsonl"), "samples": str(run_dir / "samples"),
+        "tensorboard": str(run_dir / "tb"), "processes": run.accelerator.num_processes,
+        "wall_s": round(wall, 1),
+        "images_per_s": round((steps - start) * run.images_per_step / max(wall, 1e-9), 3),
+        "weights_sha256": hashes,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    newest = sorted((run_dir / "samples").glob("step_*.png"))
+    print(f"\ntrained {steps} steps in {wall:.0f} s ({summary['images_per_s']:.2f} images/s)")
+    print(f"  samples:     {newest[-1] if newest else '(none: sample_every is off)'}")
+    print(f"  checkpoint:  {final}")
+    print(f"  config:      {config_file}")
+    print(f"  metrics:     {run_dir / 'metrics.jsonl'}")
+    print(f"  TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+    return summary

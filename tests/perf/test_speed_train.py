@@ -96,7 +96,7 @@ def test_spectral_norm_weights_are_computed_once_per_network_call(tmp_path, monk
     # [fake; real]. Each call computes every normalised weight once (with one power iteration, as the
     # official hook API), and backward reuses it.
     from condgen.blocks.norm import _OfficialOrderSpectralNorm
-    from condgen.train import loop
+    from condgen.train import setup as loop  # build_run calls build_gan
 
     computed, network_calls, owners = Counter(), Counter(), {}
     sn_forward, build = _OfficialOrderSpectralNorm.forward, loop.build_gan

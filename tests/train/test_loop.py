@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from condgen.cli.gin_setup import parse_gin
 from condgen.losses.gan import GANLoss
 from condgen.objectives import Pix2PixHDObjective
-from condgen.train import loop
+from condgen.train import loop, setup
 from condgen.train.loop import NonFiniteLossError, train
 from condgen.train.report import read_metrics
 from condgen.train.state import latest_checkpoint, load_weights
@@ -224,12 +224,12 @@ def test_speed_options_channels_last_and_fused_adam_save_and_resume(tmp_path):
 
 
 def test_cpu_run_says_when_cores_sit_idle(monkeypatch, capsys):
-    monkeypatch.setattr(loop.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(setup.os, "cpu_count", lambda: 4)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    loop._note_idle_cores(1)  # the tests' autouse fixture runs torch on one thread
+    setup.note_idle_cores(1)  # the tests' autouse fixture runs torch on one thread
     out = capsys.readouterr().out
     assert "1 thread(s) x 1 process(es) on 4 cores" in out and "--num_cpu_threads_per_process 4" in out
-    loop._note_idle_cores(2)
+    setup.note_idle_cores(2)
     assert "--num_cpu_threads_per_process 2" in capsys.readouterr().out
-    loop._note_idle_cores(4)  # 1 thread x 4 processes: every core busy
+    setup.note_idle_cores(4)  # 1 thread x 4 processes: every core busy
     assert capsys.readouterr().out == ""

@@ -1,0 +1,261 @@
+"""`build_run`: everything a training run needs, built in one place (the loop, benchmarks and tests share it).
+
+Order, as the official trainer and DDP require: settings checked; Accelerator; seed; data and its spec;
+networks (`build_gan`, identical initialisation on every process); SyncBatchNorm on CUDA with > 1 process;
+speed switches; objective; optimisers (TTUR); Accelerate `prepare`; EMA copy; torch.compile wrappers.
+Nothing here writes to the run directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from condgen.data.labels import encode_labels
+from condgen.data.spec import DataSpec
+from condgen.objectives.base import Objective
+from condgen.train import schedule
+from condgen.train.build import GAN, build_gan, convert_sync_batchnorm
+from condgen.train.data import batches_per_epoch
+from condgen.train.speed import SpeedOptions
+from condgen.train.state import install_portable_hooks
+
+log = logging.getLogger("condgen.train")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSettings:
+    """The values of `train`'s arguments (documented there), as one record."""
+
+    dataset: Any
+    objective: Any
+    batch_size: int = 1
+    num_workers: int = 0
+    shuffle: bool = True
+    niter: int = 50
+    niter_decay: int = 0
+    max_steps: int | None = None
+    lr: float = 2e-4
+    ttur: bool = True
+    betas: tuple[float, float] | None = None
+    D_steps_per_G: int = 1
+    mixed_precision: str | None = None
+    grad_accum: int = 1
+    ema_decay: float | None = None
+    seed: int = 0
+    save_every: int | None = 5000
+    keep_last: int | None = 3
+    sample_every: int | None = 1000
+    num_samples: int = 8
+    log_every: int = 50
+    progress: bool = True
+
+
+@dataclasses.dataclass
+class StepContext:
+    """What one training step needs: the prepared networks, optimisers and the objective."""
+
+    accelerator: Any
+    G: nn.Module
+    D: nn.Module
+    E: nn.Module | None
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    objective: Objective
+
+
+@dataclasses.dataclass
+class Run:
+    """A built run: `step` holds what the GAN step uses; the rest is for the loop around it."""
+
+    settings: TrainSettings
+    accelerator: Any
+    data: Any
+    spec: DataSpec
+    gan: GAN  # the unwrapped networks, as built
+    step: StepContext  # prepared (DDP) and compiled wrappers
+    ema: nn.Module | None
+    speed: SpeedOptions
+    steps: int  # total steps of the run
+    per_epoch: int  # steps per epoch
+    lr_G: float
+    lr_D: float
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def images_per_step(self) -> int:
+        s = self.settings
+        return s.batch_size * self.accelerator.num_processes * s.grad_accum
+
+    def extra(self) -> dict[str, nn.Module] | None:
+        """Modules saved beside Accelerate's state (the EMA generator)."""
+        return {"ema": self.ema} if self.ema is not None else None
+
+    def sample_networks(self) -> tuple[nn.Module, nn.Module | None]:
+        """The generator samples come from (the EMA one when kept) and the encoder."""
+        unwrap = self.accelerator.unwrap_model
+        G = self.ema if self.ema is not None else unwrap(self.step.G)
+        return G, unwrap(self.step.E) if self.step.E is not None else None
+
+    def to_device(self, batch: dict) -> tuple[Tensor, Tensor]:
+        """A loader batch -> (seg one-hot (+ edges), real image) on the device, in the speed layout."""
+        return self.speed.inputs(*to_device(batch, self.spec, self.device))
+
+
+def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_dir: str | Path = ".") -> Run:
+    """Build data, networks, objective, optimisers and wrappers for `settings`.
+
+    `accelerator`: an existing one (benchmarks pass their own); by default an `Accelerator` with the
+    settings' precision and gradient accumulation, logging TensorBoard under `run_dir`.
+    """
+    from accelerate.utils import set_seed
+
+    s = settings
+    check_settings(s)
+    if accelerator is None:
+        accelerator = make_accelerator(s, run_dir)
+    if accelerator.is_main_process and accelerator.device.type == "cpu":
+        note_idle_cores(accelerator.num_processes)
+    set_seed(s.seed)
+    data = s.dataset()
+    spec: DataSpec = data.spec
+    gan = build_gan(spec)
+    per_epoch = batches_per_epoch(len(data), s.batch_size, accelerator.num_processes)
+    steps = schedule.total_steps(
+        niter=s.niter, niter_decay=s.niter_decay, batches_per_epoch=per_epoch, grad_accum=s.grad_accum,
+        max_steps=s.max_steps,
+    )
+    lr_G, lr_D, betas = schedule.optimizer_settings(s.lr, ttur=s.ttur, betas=s.betas)
+    ema = copy.deepcopy(gan.G).eval().requires_grad_(False) if s.ema_decay is not None else None
+    speed = SpeedOptions()  # channels_last / compile / fused Adam / cuDNN autotuning, all off by default
+    speed.configure_backends(accelerator.device)
+    for net in gan.named().values():
+        convert_sync_batchnorm(net, device_type=accelerator.device.type,
+                               num_processes=accelerator.num_processes)
+        speed.to_memory_format(net)
+    objective = s.objective().to(accelerator.device)
+    g_params = [*gan.G.parameters(), *(gan.E.parameters() if gan.E is not None else [])]
+    opt_G = speed.adam(g_params, lr=lr_G, betas=betas)
+    opt_D = speed.adam(gan.D.parameters(), lr=lr_D, betas=betas)
+    nets = accelerator.prepare(*gan.named().values())
+    nets = nets if isinstance(nets, tuple) else (nets,)
+    opt_G, opt_D = accelerator.prepare(opt_G, opt_D)
+    install_portable_hooks(accelerator)
+    if ema is not None:
+        ema.to(accelerator.device)
+    compiled = {k: speed.compiled(v) for k, v in zip(gan.named(), nets, strict=True)}  # keys unchanged
+    step = StepContext(accelerator, compiled["G"], compiled["D"], compiled.get("E"), opt_G, opt_D, objective)
+    return Run(s, accelerator, data, spec, gan, step, ema, speed, steps, per_epoch, lr_G, lr_D)
+
+
+def make_accelerator(s: TrainSettings, run_dir: str | Path) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    accelerator = Accelerator(
+        mixed_precision=s.mixed_precision,
+        gradient_accumulation_steps=s.grad_accum,
+        log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir)),
+    )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:  # `accelerate launch --multi_gpu` without GPUs, for one
+        raise RuntimeError(
+            f"{launched} processes were launched but Accelerate joined {accelerator.num_processes} of them, "
+            "so each would train alone on the same run_dir. Without GPUs, launch with `ACCELERATE_USE_CPU=1 "
+            f"accelerate launch --multi_gpu --num_processes {launched} experiments/run.py ...` (gloo), or "
+            f"`ACCELERATE_USE_CPU=1 torchrun --nproc_per_node {launched} experiments/run.py ...`"
+        )
+    return accelerator
+
+
+def check_settings(s: TrainSettings) -> None:
+    if s.mixed_precision is not None and s.mixed_precision not in MIXED_PRECISION:
+        choices = ", ".join(MIXED_PRECISION)
+        raise ValueError(f"train.mixed_precision = {s.mixed_precision!r}; choose one of {choices}")
+    for name in ("grad_accum", "D_steps_per_G", "batch_size"):
+        if getattr(s, name) < 1:
+            raise ValueError(f"train.{name} must be >= 1, got {getattr(s, name)}")
+    if s.ema_decay is not None and not 0 < s.ema_decay < 1:
+        raise ValueError(f"train.ema_decay must be in (0, 1) (e.g. 0.999) or None, got {s.ema_decay}")
+    if s.num_samples < 1:
+        raise ValueError(f"train.num_samples must be >= 1, got {s.num_samples}")
+    if s.keep_last is not None and s.keep_last < 1:
+        raise ValueError(f"train.keep_last must be >= 1 or None (keep all), got {s.keep_last}")
+
+
+def note_idle_cores(num_processes: int) -> None:
+    """Say so when a CPU run leaves cores idle: `accelerate launch` on a machine without GPUs gives each
+    process OMP_NUM_THREADS=1 unless told otherwise, which halves the quickstart's speed on 2 cores."""
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    if threads * num_processes < cores:
+        print(f"note: training on CPU with {threads} thread(s) x {num_processes} process(es) on {cores} "
+              f"cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); to use them all, pass "
+              f"`accelerate launch --num_cpu_threads_per_process {cores // num_processes}` or run "
+              "`python experiments/run.py ...`")
+
+
+def to_device(batch: dict, spec: DataSpec, device: torch.device) -> tuple[Tensor, Tensor]:
+    """A loader batch -> (seg one-hot (+ edges), real image) on the device."""
+    label = batch["label"].to(device, non_blocking=True)
+    instance = batch.get("instance")
+    seg = encode_labels(
+        label, spec.label_nc, contain_dontcare_label=spec.contain_dontcare_label,
+        instance=instance.to(device, non_blocking=True) if instance is not None else None,
+        instance_edges=spec.instance_edges, source=f"batch of {batch.get('path', ['?'])[0]}",
+    )
+    return seg, batch["image"].to(device, non_blocking=True)
+
+
+def checkpoint_state(run: Run, step: int, epoch: int) -> dict[str, Any]:
+    """`state.json` of a checkpoint: progress, batch layout, precision, seed, model files, data spec."""
+    s, acc = run.settings, run.accelerator
+    names = enumerate(run.gan.named())
+    files = {name: f"model_{i}.safetensors" if i else "model.safetensors" for i, name in names}
+    return {"step": step, "epoch": epoch, "num_processes": acc.num_processes, "batch_size": s.batch_size,
+            "grad_accum": s.grad_accum, "mixed_precision": acc.mixed_precision, "seed": s.seed,
+            "models": files, "spec": dataclasses.asdict(run.spec)}
+
+
+def warn_layout_change(state: dict, run: Run) -> None:
+    s = run.settings
+    now = {"num_processes": run.accelerator.num_processes, "batch_size": s.batch_size,
+           "grad_accum": s.grad_accum}
+    changed = [f"{k} {state.get(k)} -> {v}" for k, v in now.items() if state.get(k) != v]
+    if changed and run.main:
+        log.warning("resuming with a different batch layout (%s): training continues, but the data order and "
+                    "random streams no longer match an uninterrupted run", ", ".join(changed))
+
+
+def replica_hashes(accelerator: Any, nets: list[nn.Module]) -> list[str]:
+    """SHA-256 of every process's parameters; raises if they differ (they must, after DDP all-reduces)."""
+    h = hashlib.sha256()
+    for net in nets:
+        for name, p in accelerator.unwrap_model(net).named_parameters():
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()
+    if accelerator.num_processes == 1:
+        return [digest]
+    from accelerate.utils import gather_object
+
+    digests = gather_object([digest])
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"parameters differ between processes after training: {digests}")
+    return digests

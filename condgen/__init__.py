@@ -1,6 +1,11 @@
-"""condgen: semantic image synthesis (SPADE, CC-FPSE) from interchangeable, gin-configured blocks."""
+"""condgen: semantic image synthesis (SPADE, CC-FPSE) from interchangeable, gin-configured blocks.
 
+Importing the package registers every built-in block (as timm's package face does): the sub-packages'
+`@register` decorators fill `condgen.registry`, which itself imports nothing of condgen.
+"""
+
+from condgen import blocks, data, losses, networks, objectives, ops  # noqa: F401  (fill the registry)
 from condgen.registry import create, get, list_blocks, register
+from condgen.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["create", "get", "list_blocks", "register", "__version__"]

@@ -97,16 +97,6 @@ def register(kind: str) -> Callable[[Any], Any]:
     return add
 
 
-def _import_builtin_blocks() -> None:
-    # Importing the sub-packages runs their @register decorators; done lazily so that
-    # `condgen.registry` itself stays import-cycle free.
-    import condgen.blocks  # noqa: F401
-    import condgen.data  # noqa: F401
-    import condgen.losses  # noqa: F401
-    import condgen.networks  # noqa: F401
-    import condgen.ops  # noqa: F401
-
-
 def _unknown(name: str, kind: str | None) -> KeyError:
     pool = _REGISTRY[kind] if kind else _ALL
     close = difflib.get_close_matches(name, list(pool), n=3, cutoff=0.5)
@@ -118,7 +108,6 @@ def _unknown(name: str, kind: str | None) -> KeyError:
 
 def get(name: str, kind: str | None = None) -> Entry:
     """Look a block up by name (optionally restricted to one kind)."""
-    _import_builtin_blocks()
     pool = _REGISTRY[kind] if kind else _ALL
     if kind is not None and kind not in _REGISTRY:
         raise KeyError(f"unknown block kind {kind!r}; kinds are {', '.join(KINDS)}")
@@ -138,7 +127,6 @@ def create(kind: str, name: str, /, **kwargs: Any) -> Any:
 
 def list_blocks(kind: str | None = None, pattern: str | None = None) -> list[Entry]:
     """Registered blocks, sorted by kind then name; `pattern` is a shell wildcard on the name."""
-    _import_builtin_blocks()
     if kind is not None and kind not in _REGISTRY:
         raise KeyError(f"unknown block kind {kind!r}; kinds are {', '.join(KINDS)}")
     kinds = [kind] if kind else list(KINDS)

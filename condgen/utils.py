@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, Union
+from typing import TypeVar, Union
 
 from torch import nn
 
@@ -13,19 +13,11 @@ T = TypeVar("T")
 LayerType = Union[str, type[nn.Module], Callable[..., nn.Module]]
 
 
-def exists(value: Any) -> bool:
-    return value is not None
-
-
 def default(value: T | None, fallback: T | Callable[[], T]) -> T:
     """`value` unless it is None; then `fallback` (called if callable)."""
     if value is not None:
         return value
     return fallback() if callable(fallback) else fallback
-
-
-def cast_tuple(value: Any, length: int = 1) -> tuple:
-    return value if isinstance(value, tuple) else (value,) * length
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -10,53 +10,13 @@ latest evaluation, parameter counts, training and generation images/s, and the p
 under different protocols are flagged as not comparable.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# Run from a checkout without installing: the repository root is this file's parent folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", type=Path, help="run directories (or converted official folders)")
-    p.add_argument("--out", required=True, type=Path, help="report folder")
-    p.add_argument("--names", nargs="+", help="column names (default: the run folder names)")
-    p.add_argument("--split", default="val", help="which evaluations to read (eval/<split>_step<N>_*.json)")
-    p.add_argument("--features", choices=("inception", "segmenter"), help="which evaluations (default: any)")
-    p.add_argument("--maps", type=int, default=6, help="label maps in the sample grid")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--title", default="condgen comparison")
-    p.add_argument("--name", default="report", help="file stem: OUT/<name>.md, OUT/<name>.html, <name>_*.png")
-    p.add_argument("--notes", type=Path, help="a text/markdown file placed under the title")
-    args = p.parse_args(argv)
-    if args.names and len(args.names) != len(args.runs):
-        p.error(f"--names has {len(args.names)} entries for {len(args.runs)} runs")
-
-    from condgen.eval.report import compare
-
-    notes = args.notes.read_text() if args.notes else ""
-    try:
-        md = compare(
-            args.runs,
-            args.out,
-            names=args.names,
-            split=args.split,
-            features=args.features,
-            maps=args.maps,
-            seed=args.seed,
-            title=args.title,
-            notes=notes,
-            name=args.name,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {md} and {md.with_suffix('.html')}")
-    return 0
-
+from condgen.cli.compare import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -11,68 +11,13 @@ layout
 by side) and `synthesis.json`. The same --seed gives identical images.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# Run from a checkout without installing: the repository root is this file's parent folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--run",
-        required=True,
-        type=Path,
-        help="run directory (its latest checkpoint), a step_<N> folder, or a converted official folder",
-    )
-    p.add_argument("--labels", required=True, type=Path, help="folder of label-map PNGs")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument(
-        "--samples", type=int, default=1, help="images per label map, each with its own latent (VAE)"
-    )
-    p.add_argument(
-        "--style", type=Path, help="style image, encoded by the VAE encoder (style-guided synthesis)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="latent seed; the same seed gives the same images")
-    p.add_argument(
-        "--instances", type=Path, help="instance maps (same file names) for models with instance edges"
-    )
-    p.add_argument("--ema", action="store_true", help="use the EMA generator of the run")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
-    args = p.parse_args(argv)
-
-    from condgen.eval.synthesize import synthesize_folder
-
-    try:
-        record = synthesize_folder(
-            args.run,
-            args.labels,
-            args.out,
-            samples=args.samples,
-            style=args.style,
-            seed=args.seed,
-            ema=args.ema,
-            instances_dir=args.instances,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(record['files'])} images for {record['maps']} label maps to {args.out}")
-    print(f"  side by side: {args.out / 'grid.png'}   page: {args.out / 'index.html'}")
-    return 0
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
+from condgen.cli.synthesize import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -59,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def import_configurables() -> None:
     """Import every module that defines configurables; gin can only bind what is registered."""
-    from condgen.registry import _import_builtin_blocks
-
-    _import_builtin_blocks()
+    import condgen  # noqa: F401  (the package registers every built-in block)
     import condgen.train.build  # noqa: F401
     import condgen.train.loop  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""`python -m condgen <command>`: blocks | convert | check-data | train | eval."""
+"""`python -m condgen <command>`: blocks | convert | check-data | train | eval | synthesize | compare."""
 
 from __future__ import annotations
 
@@ -36,24 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train", help="train from gin files (same as experiments/run.py)", add_help=False)
     sub.add_parser("eval", help="FID/KID/mIoU of a run with the documented protocol (see: eval --help)",
                    add_help=False)
+    sub.add_parser("synthesize", help="photos from label-map PNGs (same as experiments/synthesize.py)",
+                   add_help=False)
+    sub.add_parser("compare", help="a report comparing evaluated runs (same as experiments/compare.py)",
+                   add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
-    if argv and argv[0] in ("convert", "check-data", "train", "eval"):
-        command, rest = argv[0], argv[1:]
-        if command == "eval":
-            from condgen.eval.cli import main as eval_main
+    tools = {"eval": "eval", "convert": "convert", "check-data": "check_data", "train": "gin_setup",
+             "synthesize": "synthesize", "compare": "compare"}
+    if argv and argv[0] in tools:
+        import importlib
 
-            return eval_main(rest)
-        if command == "convert":
-            from condgen.convert.__main__ import main as convert_main
-
-            return convert_main(rest)
-        if command == "check-data":
-            from condgen.cli.check_data import main as check_main
-
-            return check_main(rest)
-        from condgen.cli.gin_setup import main as train_main
-
-        return train_main(rest)
+        module = "condgen.convert.__main__" if argv[0] == "convert" else f"condgen.cli.{tools[argv[0]]}"
+        return importlib.import_module(module).main(argv[1:])
     args = p.parse_args(argv)
     return args.func(args)

@@ -90,7 +90,7 @@ def eval_dataset(spec: Any, *, dataset: Any = None, split: str = "val", num_imag
     return ds
 
 
-def _batch(ds: Any, indices: list[int]) -> dict[str, Tensor]:
+def collate_items(ds: Any, indices: list[int]) -> dict[str, Tensor]:
     items = [ds[i] for i in indices]
     out = {k: torch.stack([it[k] for it in items]) for k in ("label", "image")}
     if "instance" in items[0]:
@@ -218,7 +218,7 @@ def evaluate(
     t_gen, generated = 0.0, 0
     for start in range(mine.start, mine.stop, batch_size):
         idx = list(range(start, min(start + batch_size, mine.stop)))
-        b = _batch(ds, idx)
+        b = collate_items(ds, idx)
         label, real = b["label"].to(device), b["image"].to(device)
         seg = encode_seg(label, spec, b["instance"].to(device) if "instance" in b else None)
         t = time.perf_counter()
@@ -244,7 +244,7 @@ def evaluate(
         lpips = LPIPS(weights=lpips_weights, random_weights=random_lpips).to(device)
         lpips_record = lpips.record
         for i in shard(min(diversity_maps, n), state.num_processes, state.process_index):
-            b = _batch(ds, [i])
+            b = collate_items(ds, [i])
             seg = encode_seg(
                 b["label"].to(device), spec, b["instance"].to(device) if "instance" in b else None
             )
@@ -368,10 +368,10 @@ def _fake(gan: Any, seg: Tensor, real: Tensor, idx: list[int], *, seed: int, lat
 def _versions() -> dict[str, str]:
     import torch_fidelity
 
-    import condgen
+    from condgen.version import __version__
 
     return {
-        "condgen": condgen.__version__,
+        "condgen": __version__,
         "torch": torch.__version__,
         "torch_fidelity": torch_fidelity.__version__,
     }

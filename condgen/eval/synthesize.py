@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -269,10 +268,3 @@ def _write_index(out: Path, names: list[str], samples: int) -> None:
         )
         lines.append(f"<tr>{imgs}</tr>")
     (out / "index.html").write_text("\n".join(lines + ["</table>"]) + "\n")
-
-
-def resize_images(img: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bicubic, antialiased resize of images (b, 3, H, W) in [-1, 1] (used for real images of other sizes)."""
-    if tuple(img.shape[-2:]) == tuple(size):
-        return img
-    return F.interpolate(img, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import Tensor
 
+from condgen.ops.unfold_grads import grads_differentiable
 from condgen.registry import register
 
 # On CPU the lean path works on blocks of about this many output pixels (whole planes, or bands of image
@@ -289,22 +290,6 @@ class _CondDepthwiseLean(torch.autograd.Function):
             # create_graph=True (double backward): build the gradients from differentiable ops instead.
             return (*grads_differentiable(x, kernels, grad_out, ctx.kernel_size, need_x, need_k), None)
         return (*_lean_backward(x, kernels, grad_out, ctx.kernel_size, need_x, need_k), None)
-
-
-def grads_differentiable(
-    x: Tensor, kernels: Tensor, grad_out: Tensor, k: int, need_x: bool, need_k: bool
-) -> tuple[Tensor | None, Tensor | None]:
-    """Out-of-place gradients (unfold/fold) so that autograd can differentiate through them."""
-    h, w = x.shape[-2:]
-    grad_x = grad_k = None
-    if need_x:
-        kern = rearrange(kernels, "n (c k) h w -> n c k h w", k=k * k)
-        cols = rearrange(grad_out.unsqueeze(2) * kern, "n c k h w -> n (c k) (h w)")
-        grad_x = F.fold(cols, (h, w), k, padding=k // 2)
-    if need_k:
-        patches = rearrange(F.unfold(x, k, padding=k // 2), "n (c k) (h w) -> n c k h w", k=k * k, h=h)
-        grad_k = rearrange(grad_out.unsqueeze(2) * patches, "n c k h w -> n (c k) h w")
-    return grad_x, grad_k
 
 
 # torch.compile runs the lean and fused paths as they are (one graph break each): they are kernels already.

@@ -16,7 +16,7 @@ import importlib.util
 import torch
 from torch import Tensor
 
-from condgen.ops.cond_depthwise import grads_differentiable
+from condgen.ops.unfold_grads import grads_differentiable
 
 try:
     import triton

@@ -198,8 +198,8 @@ def load_networks(ckpt: str | Path, *, ema: bool = False, device: str = "cpu") -
     """
     import gin
 
+    from condgen.config import install_reader
     from condgen.data.spec import DataSpec
-    from condgen.registry import _import_builtin_blocks
     from condgen.train.build import build_gan
 
     ckpt = Path(ckpt)
@@ -211,7 +211,7 @@ def load_networks(ckpt: str | Path, *, ema: bool = False, device: str = "cpu") -
     state = read_state(ckpt)
     if "spec" not in state:
         raise KeyError(f"{ckpt / STATE_FILE} has no 'spec' (an older condgen saved it); use build_gan")
-    _import_builtin_blocks()
+    install_reader()  # saved configs of older versions: legacy bindings translated
     gin.clear_config()
     # dataset bindings may name classes of modules not imported here; nothing else is skipped in practice
     gin.parse_config_file(str(ckpt / CONFIG_FILE), skip_unknown=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from condgen.cli.gin_setup import parse_gin
-from condgen.eval.report import paper_names
+from condgen.report import paper_names
 
 REPO = Path(__file__).resolve().parents[2]
 CELLS = {  # mixin -> (generator, discriminator) in the paper's names

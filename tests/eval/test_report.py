@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from condgen.eval.evaluate import evaluate
-from condgen.eval.report import compare, paper_names
+from condgen.report import compare, paper_names
 
 
 def test_report_on_two_tiny_runs(spade_run, vae_run, tiny_segmenter, tmp_path):

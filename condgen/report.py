@@ -173,7 +173,7 @@ def sample_grid(
     readable in a report); the pixels themselves are untouched.
     """
     from condgen.data.visualize import colorize
-    from condgen.eval.evaluate import _batch, eval_dataset
+    from condgen.eval.evaluate import collate_items, eval_dataset
     from condgen.eval.synthesize import (
         _png,
         dataset_palette,
@@ -189,7 +189,7 @@ def sample_grid(
         if spec0 is None:
             spec0, palette = spec, dataset_palette()
             ds = eval_dataset(spec, split="val", num_images=maps)
-            batch = _batch(ds, list(range(min(maps, len(ds)))))
+            batch = collate_items(ds, list(range(min(maps, len(ds)))))
         elif (spec.semantic_nc, spec.size) != (spec0.semantic_nc, spec0.size):
             raise ValueError(
                 f"{run.name} works at {spec.size} with {spec.semantic_nc} label channels, "

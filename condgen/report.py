@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from condgen.rundir import METRICS_FILE, SUMMARY_FILE, eval_files
 from condgen.utils import count_parameters
 
 LOSS_KEYS = ("G_GAN", "G_feat", "G_VGG", "G_KLD", "D_fake", "D_real")
@@ -74,13 +75,13 @@ def summarize_run(
     gan, _, info = load_generator(path)
     run.generator, run.discriminator = paper_names(gan)
     run.params = {k: count_parameters(v) for k, v in gan.named().items()}
-    if (path / "summary.json").is_file():
-        summary = json.loads((path / "summary.json").read_text())
+    if (path / SUMMARY_FILE).is_file():
+        summary = json.loads((path / SUMMARY_FILE).read_text())
         run.steps, run.train_images_per_s = summary.get("step"), summary.get("images_per_s")
         run.train_wall_s = summary.get("wall_s")
-    if (path / "metrics.jsonl").is_file():
-        run.losses = read_metrics(path / "metrics.jsonl")
-    for file in sorted((path / "eval").glob("*.json")):
+    if (path / METRICS_FILE).is_file():
+        run.losses = read_metrics(path / METRICS_FILE)
+    for file in eval_files(path):
         m = _EVAL_NAME.match(file.name)
         if not m or m["split"] != split or (features and m["features"] != features) or m["ema"]:
             continue
@@ -127,6 +128,25 @@ def plot_losses(runs: list[RunSummary], path: Path, smooth: int = 5) -> Path | N
     return path
 
 
+# what older metrics files (written before metrics stated their columns) show
+DEFAULT_COLUMNS = (
+    {"key": "fid", "header": "FID", "better": "lower", "scale": 1.0},
+    {"key": "kid_mean", "header": "KID", "better": "lower", "scale": 1.0},
+    {"key": "miou", "header": "mIoU", "better": "higher", "scale": 100.0},
+)
+TABLE_KEYS = ("fid", "kid_mean", "miou")  # the table's fixed columns; other metrics' columns follow them
+
+
+def metric_columns(runs: list[RunSummary]) -> list[dict]:
+    """The report columns the runs' metric records declare (each metric's `columns`), in order, once."""
+    seen: dict[str, dict] = {}
+    for run in runs:
+        for _, rec in run.evals:
+            for c in rec.get("columns", DEFAULT_COLUMNS):
+                seen.setdefault(c["key"], c)
+    return list(seen.values()) or list(DEFAULT_COLUMNS)
+
+
 def plot_metrics(runs: list[RunSummary], path: Path) -> Path | None:
     """FID, KID and mIoU against the training step of each evaluated checkpoint."""
     import matplotlib
@@ -134,11 +154,8 @@ def plot_metrics(runs: list[RunSummary], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [
-        k
-        for k in ("fid", "kid_mean", "miou")
-        if any(k in rec["metrics"] for run in runs for _, rec in run.evals)
-    ]
+    columns = {c["key"]: c for c in metric_columns(runs)}
+    keys = [k for k in columns if any(k in rec["metrics"] for run in runs for _, rec in run.evals)]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
@@ -147,13 +164,7 @@ def plot_metrics(runs: list[RunSummary], path: Path) -> Path | None:
             pts = [(s, rec["metrics"][key]) for s, rec in run.evals if key in rec["metrics"]]
             if pts:
                 ax.plot(*zip(*pts, strict=True), marker="o", label=run.name, linewidth=1.2)
-        ax.set_title(
-            {
-                "fid": "FID (lower is better)",
-                "kid_mean": "KID (lower is better)",
-                "miou": "mIoU (higher is better)",
-            }[key]
-        )
+        ax.set_title(f"{columns[key]['header']} ({columns[key]['better']} is better)")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
@@ -173,7 +184,7 @@ def sample_grid(
     readable in a report); the pixels themselves are untouched.
     """
     from condgen.data.visualize import colorize
-    from condgen.eval.evaluate import collate_items, eval_dataset
+    from condgen.eval.split import collate_items, eval_dataset
     from condgen.eval.synthesize import (
         _png,
         dataset_palette,
@@ -226,6 +237,8 @@ def metrics_table(runs: list[RunSummary]) -> tuple[list[str], list[list[str]]]:
         "mIoU",
         "pixel acc.",
     ]
+    extra = [c for c in metric_columns(runs) if c["key"] not in TABLE_KEYS]
+    header += [c["header"] for c in extra]
     rows = []
     for run in runs:
         m = run.final["metrics"] if run.final else {}
@@ -250,6 +263,7 @@ def metrics_table(runs: list[RunSummary]) -> tuple[list[str], list[list[str]]]:
                 kid,
                 _fmt(m.get("miou"), 100, 1),
                 _fmt(m.get("pixel_accuracy"), 100, 1),
+                *[_fmt(m.get(c["key"]), c.get("scale", 1.0)) for c in extra],
             ]
         )
     bound = next(
@@ -270,6 +284,7 @@ def metrics_table(runs: list[RunSummary]) -> tuple[list[str], list[list[str]]]:
                 "",
                 _fmt(bound["real_miou"], 100, 1),
                 _fmt(bound["real_pixel_accuracy"], 100, 1),
+                *[""] * len(extra),
             ]
         )
     return header, rows

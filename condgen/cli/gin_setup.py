@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     """Validate flags and parse gin (saved config first when resuming); returns (run_dir, resume)."""
-    from condgen.train.state import CONFIG_FILE, latest_checkpoint
+    from condgen.rundir import CONFIG_FILE, latest_checkpoint
 
     if args.run_dir is None and not args.gin:
         raise ConfigError("give a --gin FILE (e.g. --gin gin/quickstart.gin), or --run_dir DIR --resume")

@@ -13,7 +13,7 @@ from torch import nn
 
 from condgen.convert.official import OfficialConfig
 from condgen.data.spec import DataSpec
-from condgen.train.state import CONFIG_FILE, LATEST_FILE, STATE_FILE
+from condgen.rundir import CONFIG_FILE, CONVERT_FILE, LATEST_FILE, STATE_FILE
 
 
 def _gin_value(v: object) -> str:
@@ -77,7 +77,7 @@ def write_run_dir(
     state = {"step": 0, "epoch": 0, "models": models, "spec": dataclasses.asdict(spec), "converted": True}
     (ckpt / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
     (tmp / LATEST_FILE).write_text("step_0\n")
-    (tmp / "convert.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (tmp / CONVERT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     (tmp / CONFIG_FILE).write_text(config_gin)
     if out.exists():
         out.rmdir()

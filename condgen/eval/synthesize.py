@@ -43,34 +43,10 @@ def latents(z_dim: int, indices: list[int], *, seed: int, sample: int = 0) -> Te
 
 
 def load_generator(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, DataSpec, dict]:
-    """(GAN, DataSpec, provenance) from a run directory, a checkpoint folder or a converted official dir.
+    """(GAN, DataSpec, provenance) of a run, checkpoint or converted official folder (`load_run`)."""
+    from condgen.train.state import load_run
 
-    `python -m condgen.convert` writes a run directory too (one checkpoint, `step_0`, and `convert.json`
-    naming the official files), so all three load the same way. Replaces gin's global configuration with
-    the run's. Networks come back in eval mode on `device`.
-    """
-    from condgen.train.state import latest_checkpoint, load_networks, read_state
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} does not exist; give a run directory, a step_<N> checkpoint folder "
-            "or a `python -m condgen.convert` output folder"
-        )
-    ckpt = path if (path / "state.json").is_file() else latest_checkpoint(path)
-    gan, spec = load_networks(path, ema=ema, device=device)
-    state = read_state(ckpt) if ckpt is not None else {}
-    info = {
-        "source": str(path),
-        "kind": "condgen run",
-        "checkpoint": str(ckpt),
-        "step": state.get("step"),
-        "ema": ema,
-    }
-    official = ckpt.parent / "convert.json" if ckpt is not None else None
-    if official is not None and official.is_file():
-        info.update(kind="converted official", official=json.loads(official.read_text()))
-    return gan, spec, info
+    return load_run(path, ema=ema, device=device)
 
 
 def dataset_palette() -> Any:

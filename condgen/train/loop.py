@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from condgen.objectives import Pix2PixHDObjective
 from condgen.objectives.base import total
+from condgen.rundir import CONFIG_FILE, METRICS_FILE, checkpoint_dirs, latest_checkpoint, read_state
 from condgen.train import schedule
 from condgen.train.data import make_loader
 from condgen.train.report import (
@@ -46,14 +47,7 @@ from condgen.train.setup import (
     replica_hashes,
     warn_layout_change,
 )
-from condgen.train.state import (
-    CONFIG_FILE,
-    checkpoint_dirs,
-    latest_checkpoint,
-    load_checkpoint,
-    read_state,
-    save_checkpoint,
-)
+from condgen.train.state import load_checkpoint, save_checkpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -182,7 +176,7 @@ def train(
         set_seed(s.seed, device_specific=True)  # per-process noise from here on
     fixed = fixed_samples(run.data, s.num_samples, s.seed)
     start_trackers(run, start, config)
-    metrics = MetricsLog(run_dir / "metrics.jsonl", enabled=run.main)
+    metrics = MetricsLog(run_dir / METRICS_FILE, enabled=run.main)
     if run.main and start:
         metrics.truncate_after(start)
     loader = make_loader(

@@ -16,6 +16,8 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor
 
+from condgen.rundir import METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE, TB_DIR, sample_path
+
 
 def sample_grid(label_rgb: Tensor, real: Tensor, fake: Tensor) -> Tensor:
     """One row per sample: label | real | fake, 2 px gaps; (3, H', W') float in [0, 1]."""
@@ -95,7 +97,7 @@ def write_samples(run: Any, run_dir: Path, step: int, fixed: dict) -> Path:
             fake = G(seg)
     G.train(was_training)
     grid = sample_grid(colorize(fixed["label"], getattr(run.data, "PALETTE", None)), real, fake)
-    path = save_png(grid, run_dir / "samples" / f"step_{step:06d}.png")
+    path = save_png(grid, sample_path(run_dir, step))
     tensorboard(run.accelerator, lambda w: w.add_image("samples/label_real_fake", grid, step))
     return path
 
@@ -111,7 +113,7 @@ def tensorboard(accelerator: Any, fn: Any) -> None:
 def start_trackers(run: Any, start: int, config: str) -> None:
     """TensorBoard under tb/; a resumed run drops the first run's records after its checkpoint."""
     purge = {"purge_step": start + 1} if start else {}
-    run.accelerator.init_trackers("tb", init_kwargs={"tensorboard": purge})
+    run.accelerator.init_trackers(TB_DIR, init_kwargs={"tensorboard": purge})
     if run.main and start == 0:
         as_markdown = "\n".join("    " + line for line in config.splitlines())
         tensorboard(run.accelerator, lambda w: w.add_text("config.gin", as_markdown, 0))
@@ -140,18 +142,18 @@ def write_summary(run: Any, run_dir: Path, *, steps: int, start: int, final: Any
     """summary.json and the closing lines on the terminal: where everything is, time, speed, hashes."""
     summary = {
         "step": steps, "checkpoint": str(final), "config": str(config_file),
-        "metrics": str(run_dir / "metrics.jsonl"), "samples": str(run_dir / "samples"),
-        "tensorboard": str(run_dir / "tb"), "processes": run.accelerator.num_processes,
+        "metrics": str(run_dir / METRICS_FILE), "samples": str(run_dir / SAMPLES_DIR),
+        "tensorboard": str(run_dir / TB_DIR), "processes": run.accelerator.num_processes,
         "wall_s": round(wall, 1),
         "images_per_s": round((steps - start) * run.images_per_step / max(wall, 1e-9), 3),
         "weights_sha256": hashes,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    newest = sorted((run_dir / "samples").glob("step_*.png"))
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    newest = sorted((run_dir / SAMPLES_DIR).glob("step_*.png"))
     print(f"\ntrained {steps} steps in {wall:.0f} s ({summary['images_per_s']:.2f} images/s)")
     print(f"  samples:     {newest[-1] if newest else '(none: sample_every is off)'}")
     print(f"  checkpoint:  {final}")
     print(f"  config:      {config_file}")
-    print(f"  metrics:     {run_dir / 'metrics.jsonl'}")
-    print(f"  TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+    print(f"  metrics:     {run_dir / METRICS_FILE}")
+    print(f"  TensorBoard: tensorboard --logdir {run_dir / TB_DIR}")
     return summary

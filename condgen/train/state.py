@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,39 +23,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-STATE_FILE = "state.json"
-CONFIG_FILE = "config.gin"
-LATEST_FILE = "latest"
-_STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run (those with `state.json`), oldest first."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    found = []
-    for p in run_dir.iterdir():
-        m = _STEP_DIR.match(p.name)
-        if m and (p / STATE_FILE).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint `latest` names, else the newest complete one, else None."""
-    run_dir = Path(run_dir)
-    pointer = run_dir / LATEST_FILE
-    if pointer.is_file():
-        candidate = run_dir / pointer.read_text().strip()
-        if (candidate / STATE_FILE).is_file():
-            return candidate
-    complete = checkpoint_dirs(run_dir)
-    return complete[-1] if complete else None
-
-
-def read_state(ckpt: str | Path) -> dict[str, Any]:
-    return json.loads((Path(ckpt) / STATE_FILE).read_text())
+from condgen.rundir import (  # noqa: F401  (re-exported: the checkpoint API lives here)
+    CONFIG_FILE,
+    LATEST_FILE,
+    STATE_FILE,
+    checkpoint_dirs,
+    latest_checkpoint,
+    read_state,
+    resolve_checkpoint,
+)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -171,12 +146,7 @@ def load_checkpoint(accelerator: Any, ckpt: str | Path, *, extra: dict[str, nn.M
 
 def load_weights(ckpt: str | Path, name: str = "G") -> dict[str, torch.Tensor]:
     """One network's state dict from a checkpoint: name 'G', 'D', 'E' or 'ema' (the EMA generator)."""
-    ckpt = Path(ckpt)
-    if (ckpt / LATEST_FILE).is_file() or not (ckpt / STATE_FILE).is_file():
-        found = latest_checkpoint(ckpt)
-        if found is None:
-            raise FileNotFoundError(f"{ckpt} is neither a checkpoint nor a run directory with checkpoints")
-        ckpt = found
+    ckpt = resolve_checkpoint(ckpt)
     if name == "ema":
         path = ckpt / "ema.safetensors"
     else:
@@ -189,25 +159,22 @@ def load_weights(ckpt: str | Path, name: str = "G") -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def load_networks(ckpt: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, Any]:
-    """Rebuild a run's networks from a checkpoint (its config.gin + state.json spec) and load the weights.
+def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, Any, dict]:
+    """(GAN, DataSpec, provenance) from a run directory, a checkpoint folder or a converted official dir.
 
-    For evaluation and synthesis: `gan, spec = load_networks("runs/quickstart")` (a run directory means its
-    latest checkpoint). `ema=True` loads the EMA generator's weights into `gan.G`. Replaces gin's global
-    configuration with the checkpoint's. Networks come back in eval mode.
+    Rebuilds the networks from the checkpoint's config.gin and state.json spec and loads the weights
+    (`ema=True`: the EMA generator's into `gan.G`); replaces gin's global configuration with the run's.
+    `python -m condgen.convert` writes a run directory too (one checkpoint and `convert.json` naming the
+    official files), so all three load the same way. Networks come back in eval mode on `device`.
     """
     import gin
 
     from condgen.config import install_reader
     from condgen.data.spec import DataSpec
+    from condgen.rundir import CONVERT_FILE
     from condgen.train.build import build_gan
 
-    ckpt = Path(ckpt)
-    if not (ckpt / STATE_FILE).is_file():
-        found = latest_checkpoint(ckpt)
-        if found is None:
-            raise FileNotFoundError(f"{ckpt} is neither a checkpoint nor a run directory with checkpoints")
-        ckpt = found
+    ckpt = resolve_checkpoint(path)
     state = read_state(ckpt)
     if "spec" not in state:
         raise KeyError(f"{ckpt / STATE_FILE} has no 'spec' (an older condgen saved it); use build_gan")
@@ -220,4 +187,15 @@ def load_networks(ckpt: str | Path, *, ema: bool = False, device: str = "cpu") -
     for name, net in gan.named().items():
         net.load_state_dict(load_weights(ckpt, "ema" if (name == "G" and ema) else name))
         net.to(device).eval()
+    info = {"source": str(path), "kind": "condgen run", "checkpoint": str(ckpt), "step": state.get("step"),
+            "ema": ema}
+    official = ckpt.parent / CONVERT_FILE
+    if official.is_file():
+        info.update(kind="converted official", official=json.loads(official.read_text()))
+    return gan, spec, info
+
+
+def load_networks(ckpt: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, Any]:
+    """`load_run` without the provenance: `gan, spec = load_networks("runs/quickstart")`."""
+    gan, spec, _ = load_run(ckpt, ema=ema, device=device)
     return gan, spec

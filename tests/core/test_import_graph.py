@@ -14,7 +14,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "condgen"
 LAYERS = [
-    {"registry", "utils", "config", "version"},
+    {"registry", "utils", "config", "version", "rundir"},
     {"ops"},
     {"blocks"},
     {"networks"},
@@ -23,7 +23,7 @@ LAYERS = [
     {"data"},
     {"train"},
     {"eval"},
-    {"report", "convert", "paint", "rundir"},
+    {"report", "convert", "paint"},
     {"cli", "__main__"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

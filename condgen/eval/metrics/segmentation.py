@@ -1,0 +1,66 @@
+"""Segmentation score: mIoU and pixel accuracy of a segmenter on the generated images and on the real ones.
+
+The real images' score, computed the same way, is the upper bound reported beside every number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from condgen.eval.metrics.base import Column, EvalBatch, EvalContext, Metric
+from condgen.eval.miou import confusion_matrix, segmentation_scores
+from condgen.registry import register
+
+
+@register("metric")
+class SegmentationScore(Metric):
+    """mIoU / pixel accuracy of the evaluation's segmenter (`evaluate(segmenter=...)`) on fake and real."""
+
+    columns = (Column("miou", "mIoU", "higher", 100.0),)
+
+    def setup(self, ctx: EvalContext) -> None:
+        super().setup(ctx)
+        self.net = ctx.segmenter()
+        k = self.net.spec.num_classes if self.net is not None else 0
+        self.conf = {which: torch.zeros(k, k, dtype=torch.long) for which in ("fake", "real")}
+
+    def update(self, batch: EvalBatch) -> None:
+        if self.net is None:
+            return
+        target = self.net.target(batch.label).cpu()
+        k, ignore = self.net.spec.num_classes, self.net.spec.ignore_index
+        for which, img in (("fake", batch.fake), ("real", batch.real)):
+            self.conf[which] += confusion_matrix(self.net.predict(img).cpu(), target, k, ignore_index=ignore)
+
+    def state(self) -> Any:
+        return self.conf
+
+    def compute(self, states: list[Any]) -> dict[str, Any]:
+        if self.net is None:
+            return {}
+        fake = segmentation_scores(sum(s["fake"] for s in states))
+        real = segmentation_scores(sum(s["real"] for s in states))
+        return {
+            "miou": fake["miou"],
+            "pixel_accuracy": fake["pixel_accuracy"],
+            "real_miou": real["miou"],
+            "real_pixel_accuracy": real["pixel_accuracy"],
+            "per_class_iou": fake["per_class_iou"],
+            "real_per_class_iou": real["per_class_iou"],
+        }
+
+    def record(self) -> dict[str, Any]:
+        if self.net is None:
+            return {"segmenter": None}
+        spec = self.net.spec
+        return {
+            "segmenter": {
+                **self.net.record,
+                "input_size": list(spec.input_size or self.ctx.spec.size),
+                "label_remap": spec.label_remap is not None,
+                "ignore_index": spec.ignore_index,
+                "protocol": spec.protocol,
+            }
+        }

@@ -1,0 +1,101 @@
+"""The run directory: every file name condgen writes into a run, and the readers that find them.
+
+  config.gin        the operative gin configuration (every bound and default value actually used)
+  metrics.jsonl     one JSON record per `log_every` steps: step, epoch, lr_G, lr_D, losses, images_per_s
+  samples/          step_<N>.png grids, one row per fixed item: label | real | fake (EMA G when kept)
+  tb/               TensorBoard events: the same scalars, the grids, the config (`tensorboard --logdir`)
+  step_<N>/         checkpoints (Accelerate state + config.gin + state.json), the newest `keep_last` kept
+  latest            the name of the newest complete checkpoint, replaced atomically
+  summary.json      written at the end: where everything is, wall time, images/s, per-process weight hashes
+  eval/             metrics files, `<split>_step<N>_<features>[_ema].json`
+  convert.json      (converted official checkpoints) the official files they came from
+Pure path logic: nothing here imports torch or the rest of condgen.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.gin"
+STATE_FILE = "state.json"
+LATEST_FILE = "latest"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+SAMPLES_DIR = "samples"
+TB_DIR = "tb"
+EVAL_DIR = "eval"
+CONVERT_FILE = "convert.json"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run (those with `state.json`), oldest first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = []
+    for p in run_dir.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and (p / STATE_FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint `latest` names, else the newest complete one, else None."""
+    run_dir = Path(run_dir)
+    pointer = run_dir / LATEST_FILE
+    if pointer.is_file():
+        candidate = run_dir / pointer.read_text().strip()
+        if (candidate / STATE_FILE).is_file():
+            return candidate
+    complete = checkpoint_dirs(run_dir)
+    return complete[-1] if complete else None
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    return (Path(path) / STATE_FILE).is_file()
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder as given, or a run directory's latest checkpoint; raises naming what it found."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; give a run directory, a step_<N> checkpoint folder "
+            "or a `python -m condgen.convert` output folder"
+        )
+    if is_checkpoint(path) and not (path / LATEST_FILE).is_file():
+        return path
+    found = latest_checkpoint(path)
+    if found is None:
+        raise FileNotFoundError(f"{path} is neither a checkpoint nor a run directory with checkpoints")
+    return found
+
+
+def read_state(ckpt: str | Path) -> dict[str, Any]:
+    return json.loads((Path(ckpt) / STATE_FILE).read_text())
+
+
+def sample_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / SAMPLES_DIR / f"step_{step:06d}.png"
+
+
+def eval_path(ckpt: str | Path | None, source: str | Path, split: str, features: str, ema: bool) -> Path:
+    """`<run>/eval/<split>_step<N>_<features>[_ema].json`, or `<folder>/eval/<split>_<features>.json`."""
+    suffix = "_ema" if ema else ""
+    if ckpt:
+        ckpt = Path(ckpt)
+        return ckpt.parent / EVAL_DIR / f"{split}_step{read_step(ckpt)}_{features}{suffix}.json"
+    return Path(source) / EVAL_DIR / f"{split}_{features}{suffix}.json"
+
+
+def read_step(ckpt: Path) -> Any:
+    return read_state(ckpt).get("step") if is_checkpoint(ckpt) else None
+
+
+def eval_files(run_dir: str | Path) -> list[Path]:
+    return sorted((Path(run_dir) / EVAL_DIR).glob("*.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import gin
 
@@ -36,3 +37,15 @@ class DataSpec:
     def size(self) -> tuple[int, int]:
         """(H, W) of the images."""
         return round(self.crop_size / self.aspect_ratio), self.crop_size
+
+
+@runtime_checkable
+class SISDataset(Protocol):
+    """The dataset slot (`train.dataset = @SomeDataset`): items are dicts with `label` (1, H, W) int ids,
+    `image` (3, H, W) in [-1, 1], optionally `instance` and `path`; `spec` fixes the networks' shapes."""
+
+    spec: DataSpec
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> dict[str, Any]: ...

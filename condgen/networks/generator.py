@@ -14,7 +14,7 @@ checkpoints (`fc`, `head_0`, `G_middle_0/1`, `up_0..4`, `conv_img`).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,14 @@ from torch import Tensor, nn
 from condgen.blocks.condition import ConditionSource, LabelMapCondition, select_condition
 from condgen.networks.init import init_weights
 from condgen.registry import register
+
+
+@runtime_checkable
+class ResidualBlock(Protocol):
+    """The residual-block slot: built as `block(in_ch, out_ch, cond_nc)`, called as `block(x, cond)` with
+    the condition map of the block's resolution (or the finest one, which the block resizes)."""
+
+    def __call__(self, x: Tensor, cond: Tensor) -> Tensor: ...
 
 
 class Stage(NamedTuple):
@@ -118,8 +126,8 @@ class Generator(nn.Module):
         z_dim: int = 256,
         use_vae: bool = False,
         num_upsampling_layers: str = "normal",
-        block: type[nn.Module] | None = None,
-        condition: type[nn.Module] = LabelMapCondition,
+        block: type[ResidualBlock] | None = None,
+        condition: type[ConditionSource] = LabelMapCondition,
     ) -> None:
         super().__init__()
         if block is None:

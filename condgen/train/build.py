@@ -15,6 +15,7 @@ from torch import nn
 
 from condgen.blocks.norm import SyncableBatchNorm2d
 from condgen.data.spec import DataSpec
+from condgen.networks.discriminator import Discriminator
 
 
 @dataclass
@@ -38,7 +39,7 @@ class GAN:
 def build_gan(
     spec: DataSpec,
     generator: type[nn.Module] = gin.REQUIRED,
-    discriminator: type[nn.Module] = gin.REQUIRED,
+    discriminator: type[Discriminator] = gin.REQUIRED,
     encoder: type[nn.Module] | None = None,
     random_input: bool = False,
 ) -> GAN:

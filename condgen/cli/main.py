@@ -1,4 +1,4 @@
-"""`python -m condgen <command>`: blocks | convert | check-data | train | eval."""
+"""`python -m condgen <command>`: blocks | convert | check-data | train | eval | paint."""
 
 from __future__ import annotations
 
@@ -36,10 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train", help="train from gin files (same as experiments/run.py)", add_help=False)
     sub.add_parser("eval", help="FID/KID/mIoU of a run with the documented protocol (see: eval --help)",
                    add_help=False)
+    sub.add_parser("paint", help="paint a label map in the browser, get the photo (see: paint --help)",
+                   add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
-    if argv and argv[0] in ("convert", "check-data", "train", "eval"):
+    if argv and argv[0] in ("convert", "check-data", "train", "eval", "paint"):
         command, rest = argv[0], argv[1:]
+        if command == "paint":
+            from condgen.paint.cli import main as paint_main
+
+            return paint_main(rest)
         if command == "eval":
             from condgen.eval.cli import main as eval_main
 

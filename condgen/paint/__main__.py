@@ -1,0 +1,3 @@
+from condgen.paint.cli import main
+
+raise SystemExit(main())

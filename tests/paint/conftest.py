@@ -5,6 +5,7 @@ classes grouped by category, don't care, instance edges, no latent)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gin
@@ -49,6 +50,9 @@ def vae_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def quickstart_run(tmp_path_factory) -> Path:
+    """The quickstart's networks (64 px); CONDGEN_PAINT_RUN names a trained run instead (screenshots)."""
+    if os.environ.get("CONDGEN_PAINT_RUN"):
+        return Path(os.environ["CONDGEN_PAINT_RUN"])
     return random_run(tmp_path_factory.mktemp("paint") / "quickstart", REPO / "gin" / "quickstart.gin")
 
 

@@ -1,6 +1,7 @@
-"""Runs for the painter's tests: a tiny trained VAE run (32 px), the quickstart architecture with random
-weights (64 px, for the browser test and its timing) and a converted-official-style COCO-Stuff run (182
-classes grouped by category, don't care, instance edges, no latent)."""
+"""Runs for the painter's tests, with random weights (no training needed to test the plumbing): a tiny VAE
+run (32 px), the quickstart architecture (64 px, for the browser test and its timing) and a
+converted-official-style COCO-Stuff run (182 classes grouped by category, don't care, instance edges, no
+latent)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import gin
 import pytest
 
 from tests.conftest import REPO
+
+TINY = REPO / "tests" / "train" / "tiny.gin"
 
 TINY_VAE = [
     "SPADEGenerator.use_vae = True", "SPADEGenerator.z_dim = 8", "build_gan.encoder = @VAEEncoder",
@@ -41,11 +44,8 @@ def random_run(out: Path, gin_file: Path, bindings: list[str] = ()) -> Path:
 
 @pytest.fixture(scope="session")
 def vae_run(tmp_path_factory) -> Path:
-    from tests.eval.conftest import train_tiny
-
-    run = train_tiny(tmp_path_factory.mktemp("paint") / "vae", *TINY_VAE)
-    gin.clear_config()
-    return run
+    """tests/train/tiny.gin with the VAE (32 px): weights need no training to test the plumbing."""
+    return random_run(tmp_path_factory.mktemp("paint") / "vae", TINY, TINY_VAE)
 
 
 @pytest.fixture(scope="session")

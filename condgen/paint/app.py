@@ -66,8 +66,13 @@ def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def create_app(model: PaintModel) -> Starlette:
-    """The app serving `model` (tests drive it with `starlette.testclient.TestClient`)."""
+def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> Starlette:
+    """The app serving `model` (tests drive it with `starlette.testclient.TestClient`).
+
+    Args:
+        allowed_hosts: refuse requests whose Host header is not one of these (the CLI passes the loopback
+            names when it listens on localhost, so that a web page cannot reach it by DNS rebinding).
+    """
 
     def guarded(handler):
         async def endpoint(request: Request) -> Response:
@@ -141,6 +146,12 @@ def create_app(model: PaintModel) -> Starlette:
         Route("/synthesize", guarded(synthesize), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    middleware = []
+    if allowed_hosts:
+        from starlette.middleware import Middleware
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.model = model
     return app

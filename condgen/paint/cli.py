@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+LOOPBACK = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="condgen paint", description=__doc__,
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    app = create_app(model)
+    local = args.host in LOOPBACK
+    app = create_app(model, allowed_hosts=LOOPBACK if local else None)
     h, w = model.size
     about = (f"{model.info['kind']} {args.run} (step {model.info.get('step')}), {w}x{h} px, "
              f"{len(model.classes)} classes" + (", multi-modal" if model.multimodal else ""))

@@ -301,3 +301,13 @@ def test_cli_refuses_a_missing_run(tmp_path, capsys):
 def test_describe_is_json(vae):
     model, _ = vae
     json.dumps(model.describe())
+
+
+def test_localhost_server_refuses_other_host_names(vae):
+    from condgen.paint.cli import LOOPBACK
+
+    model, _ = vae
+    app = create_app(model, allowed_hosts=LOOPBACK)
+    assert TestClient(app, base_url="http://127.0.0.1:8000").get("/classes").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8000").get("/classes").status_code == 200
+    assert TestClient(app, base_url="http://attacker.example").get("/classes").status_code == 400

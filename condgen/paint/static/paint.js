@@ -11,11 +11,14 @@ const state = {
 window.paint = state;  // for the browser tests and the curious
 
 // ----- messages and API
-function say(text, isError = false) {
+let sayTimer = null;
+function say(text, isError = false) {  // errors stay until the next action; notes fade after 5 s
   const box = $("message");
   box.hidden = !text;
   box.textContent = text || "";
   box.className = isError ? "error" : "";
+  clearTimeout(sayTimer);
+  if (text && !isError) sayTimer = setTimeout(() => { box.hidden = true; }, 5000);
 }
 
 async function api(path, options = {}) {
@@ -294,6 +297,7 @@ async function generate() {
   const query = new URLSearchParams({ seed, samples });
   if (state.style) query.set("style", state.style);
   const start = performance.now();
+  $("timing").textContent = `generating ${samples} image(s)…`;
   try {
     const body = await idsToPng();
     const r = await api(`synthesize?${query}`, { method: "POST", body, headers: { "Content-Type": "image/png" } });

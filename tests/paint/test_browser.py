@@ -237,6 +237,13 @@ def test_paint_in_the_browser(browser, quickstart_run, tmp_path):
             timings += generate(driver)["ms"]
         print(f"\nquickstart model (64 px): {statistics.median(timings):.0f} ms per image (median of "
               f"{len(timings)}), page round trip {result['total_ms']:.0f} ms for 3")
+        # for the screenshot: an example scene with a lake painted in, its photos in the uploaded style
+        driver.find_elements("css selector", "#examples img")[1].click()
+        wait(driver, "document.getElementById('message').textContent.startsWith('opened example')")
+        choose_class(driver, "water")
+        click(driver, "[data-tool=brush]")
+        mouse.stroke([(12, 52), (24, 54), (36, 53)])
+        generate(driver)
         shot = tmp_path / "paint.png"
         driver.save_screenshot(str(shot))
         if os.environ.get("CONDGEN_UPDATE_SCREENSHOT"):

@@ -325,12 +325,12 @@ async function generate() {
 function showResults(json, total) {
   const box = $("results");
   box.textContent = "";
+  box.style.gridTemplateColumns = `repeat(${Math.min(json.images.length, 3)}, minmax(0, 256px))`;
   json.images.forEach((src, k) => {
     const fig = document.createElement("figure");
     const img = document.createElement("img");
     img.src = src;
     img.alt = `sample ${k}`;
-    img.style.height = `${Math.round((256 * state.H) / state.W)}px`;
     const cap = document.createElement("figcaption");
     const a = document.createElement("a");
     a.href = src;

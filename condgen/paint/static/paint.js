@@ -415,7 +415,7 @@ async function start() {
   }
   selectClass(0);
   setTool("brush");
-  state.ids = new Uint8Array(info.width * info.height);
+  state.ids = new Uint8Array(info.width * info.height).fill(state.eraser);  // don't care where there is one
   redraw();
   updateButtons();
   try { await buildExamples(); } catch (err) { say(err.message, true); }

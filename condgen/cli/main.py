@@ -1,4 +1,4 @@
-"""`python -m condgen <command>`: blocks | convert | check-data | train | eval | synthesize | compare."""
+"""`python -m condgen <command>`: blocks | convert | check-data | train | eval | synthesize | compare | paint."""
 
 from __future__ import annotations
 
@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
                    add_help=False)
     sub.add_parser("compare", help="a report comparing evaluated runs (same as experiments/compare.py)",
                    add_help=False)
+    sub.add_parser("paint", help="paint a label map in the browser, get the photo (see: paint --help)",
+                   add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
     tools = {"eval": "eval", "convert": "convert", "check-data": "check_data", "train": "gin_setup",
-             "synthesize": "synthesize", "compare": "compare"}
+             "synthesize": "synthesize", "compare": "compare", "paint": "paint"}
     if argv and argv[0] in tools:
         import importlib
 

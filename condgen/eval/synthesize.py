@@ -110,6 +110,21 @@ def generate(
     return G(seg, z.expand(seg.shape[0], -1))
 
 
+def encode_style(
+    gan: Any, image: Image.Image, spec: DataSpec, *, device: str = "cpu"
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """A style photo (any size) -> (its (1, 3, H, W) image in [-1, 1], (mu, logvar) from the VAE encoder).
+
+    The photo is resized (bicubic) to the model's size; `generate(..., style=(mu, logvar))` uses the stats.
+    """
+    h, w = spec.size
+    pil = image.convert("RGB").resize((w, h), Image.BICUBIC)
+    img = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float()[None] / 127.5 - 1
+    with torch.no_grad():
+        stats = gan.E(img.to(device))
+    return img, stats
+
+
 def _load_maps(
     labels_dir: Path, spec: DataSpec, instances_dir: Path | None
 ) -> tuple[list[str], Tensor, Tensor]:
@@ -186,11 +201,7 @@ def synthesize_folder(
     names, labels, segs = _load_maps(Path(labels_dir), spec, Path(instances_dir) if instances_dir else None)
     style_img, style_stats = None, None
     if style is not None:
-        h, w = spec.size
-        pil = read_image(style).resize((w, h), Image.BICUBIC)
-        style_img = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float()[None] / 127.5 - 1
-        with torch.no_grad():
-            style_stats = gan.E(style_img.to(device))
+        style_img, style_stats = encode_style(gan, read_image(style), spec, device=device)
     out = Path(out_dir)
     images = out / "images"
     label_rgb = colorize(labels, palette)

@@ -1,0 +1,3 @@
+from condgen.cli.paint import main
+
+raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""What the painter's server does, without the web: load a run, read and check label maps, synthesize.
+
+`PaintModel(run)` loads the generator once (`condgen.eval.synthesize.load_generator`, so any run directory,
+checkpoint folder or converted official checkpoint). Label maps go through the same code as
+`experiments/synthesize.py`: `encode_seg` turns the id map into the generator's input and `generate` draws
+the latent from (seed, 0, sample), so the painter and the batch script give the same image for the same map
+and seed. Every problem with an input raises `InputError` with a message for the user and an HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from condgen.paint.classes import class_table, dataset_name
+
+MAX_BYTES = 16 * 2**20  # uploads larger than this are refused (413)
+MAX_PIXELS = 4096 * 4096  # decoded images larger than this are refused before decoding (413)
+MAX_SAMPLES = 8
+N_EXAMPLES = 8
+STYLE_CACHE = 16
+
+
+class InputError(ValueError):
+    """A bad request: `status` is the HTTP code (400 bad input, 404 unknown name, 413 too large, ...)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def open_png(data: bytes, what: str = "label map", formats: tuple[str, ...] = ("PNG",)) -> Image.Image:
+    """Decode uploaded bytes, refusing non-images, other formats and oversized images with `InputError`."""
+    if not data:
+        raise InputError(f"{what}: the request has no body; send the {' or '.join(formats)} file itself")
+    if len(data) > MAX_BYTES:
+        mib = len(data) / 2**20
+        raise InputError(f"{what}: {mib:.1f} MiB is over the {MAX_BYTES // 2**20} MiB limit", 413)
+    try:
+        img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise InputError(f"{what}: not a {' or '.join(formats)} image", 415) from None
+    if img.format not in formats:
+        lossless = " (label maps must be lossless: JPEG changes the ids at every edge)"
+        hint = lossless if img.format == "JPEG" else ""
+        raise InputError(f"{what}: a {img.format} file, expected {' or '.join(formats)}{hint}", 415)
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise InputError(f"{what}: {w}x{h} pixels is over the limit of {MAX_PIXELS} pixels", 413)
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError) as err:
+        raise InputError(f"{what}: corrupt {img.format} file ({err})", 400) from None
+    return img
+
+
+def png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def to_uint8_image(img: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounded as `condgen.eval.synthesize` writes its PNGs."""
+    return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+class PaintModel:
+    """A loaded run plus everything the page needs: classes, examples, label decoding, synthesis, styles.
+
+    Args:
+        run: run directory, step_<N> checkpoint folder or converted official folder.
+        ema: use the run's EMA generator.
+        examples: a folder of label-id PNGs to offer as starting points (default `<run>/examples/` when it
+            exists; the synthetic landscapes also offer generated scenes).
+    """
+
+    def __init__(
+        self, run: str | Path, *, ema: bool = False, device: str = "cpu", examples: str | Path | None = None
+    ) -> None:
+        from condgen.eval.synthesize import load_generator
+
+        self.run = Path(run)
+        self.device = device
+        self.gan, self.spec, self.info = load_generator(self.run, ema=ema, device=device)
+        self.dataset = dataset_name(self.run)
+        self.classes = class_table(self.spec, self.dataset)
+        self.n_ids = len(self.classes)
+        self.multimodal = bool(getattr(self.gan.G, "use_vae", False))
+        self.has_encoder = getattr(self.gan, "E", None) is not None
+        self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
+        self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        folder = Path(examples) if examples is not None else self.run / "examples"
+        self._example_files = (
+            {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
+        )
+        self._landscape_examples = self.dataset == "SyntheticLandscapes"
+        self.last_labels: np.ndarray | None = None  # the id map of the latest /synthesize (for tests)
+
+    # ----- what the page shows
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.spec.size
+
+    def describe(self) -> dict[str, Any]:
+        h, w = self.size
+        groups: list[str] = []
+        for c in self.classes:
+            if c.group not in groups:
+                groups.append(c.group)
+        return {
+            "run": str(self.run),
+            "kind": self.info.get("kind"),
+            "step": self.info.get("step"),
+            "dataset": self.dataset,
+            "width": w,
+            "height": h,
+            "label_nc": self.spec.label_nc,
+            "dontcare": self.spec.label_nc if self.spec.contain_dontcare_label else None,
+            "instance_edges": self.spec.instance_edges,
+            "multimodal": self.multimodal,
+            "style_encoder": self.has_encoder,
+            "max_samples": MAX_SAMPLES if self.multimodal else 1,
+            "groups": groups,
+            "classes": [asdict(c) for c in self.classes],
+        }
+
+    def example_names(self) -> list[str]:
+        names = [f"landscape_{i}" for i in range(N_EXAMPLES)] if self._landscape_examples else []
+        return names + list(self._example_files)
+
+    def example(self, name: str) -> dict[str, np.ndarray]:
+        """{'label': (H, W) ids at the model's size, and 'image' (H, W, 3) where the example has a photo}."""
+        h, w = self.size
+        if self._landscape_examples and name.startswith("landscape_") and name[10:].isdigit():
+            i = int(name[10:])
+            if i < N_EXAMPLES:
+                from condgen.data.landscapes import landscape
+
+                scene = landscape(0, i, h, w, split="val")
+                return {"label": scene["label"], "image": scene["image"]}
+        if name in self._example_files:  # only names listed from the folder: no path comes from the request
+            data = self._example_files[name].read_bytes()
+            ids, _ = self.decode_labels(data, kind="ids", resize=True, what=f"example {name}")
+            return {"label": ids}
+        raise InputError(f"no example named {name!r}; GET /examples lists them", 404)
+
+    # ----- label maps
+    def palette_lookup(self) -> dict[tuple[int, int, int], int]:
+        table: dict[tuple[int, int, int], int] = {}
+        for c in self.classes:
+            table.setdefault(tuple(c.color), c.id)
+        return table
+
+    def colorize(self, ids: np.ndarray) -> np.ndarray:
+        colors = np.array([c.color for c in self.classes], dtype=np.uint8)
+        return colors[np.clip(ids, 0, len(colors) - 1)]
+
+    def decode_labels(
+        self, data: bytes, *, kind: str = "ids", resize: bool = False, what: str = "label map"
+    ) -> tuple[np.ndarray, str | None]:
+        """PNG bytes -> ((H, W) uint8/int ids at the model's size, a note for the user or None).
+
+        kind='ids': one id per pixel (mode L/P/I/1, or grey RGB(A) as a browser canvas writes it; 255 is
+        don't care where the model has that channel). kind='color': a colour visualisation, mapped back
+        through the palette. `resize`: other sizes are resized (nearest) to the model's, else refused.
+        """
+        img = open_png(data, what)
+        h, w = self.size
+        note = None
+        if kind == "color":
+            rgba = np.asarray(img.convert("RGBA"))
+            if (rgba[..., 3] < 255).any():
+                raise InputError(f"{what}: the colour map has transparent pixels; paint every pixel")
+            ids = self._colors_to_ids(rgba[..., :3], what)
+        elif kind == "ids":
+            ids = self._image_ids(img, what)
+        else:
+            raise InputError(f"unknown label kind {kind!r}; use 'ids' or 'color'")
+        if ids.shape != (h, w):
+            if not resize:
+                raise InputError(
+                    f"{what}: {ids.shape[1]}x{ids.shape[0]} pixels, but this model paints {w}x{h}; "
+                    "resize it (nearest) or upload it through /labels, which does"
+                )
+            note = f"resized from {ids.shape[1]}x{ids.shape[0]} to {w}x{h} (nearest)"
+            ids = np.asarray(Image.fromarray(ids.astype(np.int32)).resize((w, h), Image.NEAREST))
+        self.check_ids(ids, what)
+        return ids.astype(np.uint8 if self.n_ids <= 256 else np.int32), note
+
+    def _image_ids(self, img: Image.Image, what: str) -> np.ndarray:
+        if img.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
+            ids = np.asarray(img).astype(np.int64)
+        elif img.mode in ("RGB", "RGBA", "LA"):
+            arr = np.asarray(img.convert("RGBA"))
+            grey = (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
+            if not grey or (arr[..., 3] < 255).any():
+                raise InputError(
+                    f"{what}: an {img.mode} image with colours, not one class id per pixel; if it is a "
+                    "colour visualisation, open it as a colour map (kind=color) to map its colours to ids"
+                )
+            ids = arr[..., 0].astype(np.int64)
+        else:
+            raise InputError(f"{what}: PIL mode {img.mode!r}; save the ids as an 8-bit single-channel PNG")
+        if self.spec.contain_dontcare_label:
+            ids = np.where(ids == 255, self.spec.label_nc, ids)
+        return ids
+
+    def _colors_to_ids(self, rgb: np.ndarray, what: str) -> np.ndarray:
+        table = self.palette_lookup()
+        key = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+        uniq, inverse = np.unique(key.reshape(-1), return_inverse=True)
+        ids = np.empty(len(uniq), np.int64)
+        unknown = []
+        for k, v in enumerate(uniq.tolist()):
+            c = (v >> 16, (v >> 8) & 255, v & 255)
+            ids[k] = table.get(c, -1)
+            if ids[k] < 0:
+                unknown.append(c)
+        if unknown:
+            counts = np.bincount(inverse, minlength=len(uniq))
+            bad = ids < 0
+            shown = ", ".join(f"rgb{c}" for c in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise InputError(
+                f"{what}: {len(unknown)} colour(s) are not in this model's palette ({shown}; "
+                f"{int(counts[bad].sum())} pixels). A colour map must use exactly the palette colours "
+                "(no antialiasing, no JPEG); or open an id map instead"
+            )
+        return ids[inverse].reshape(rgb.shape[:2])
+
+    def check_ids(self, ids: np.ndarray, what: str = "label map") -> None:
+        bad = np.unique(ids[(ids < 0) | (ids >= self.n_ids)])
+        if len(bad):
+            dontcare = " and 255 (don't care)" if self.spec.contain_dontcare_label else ""
+            allowed = f"0..{self.n_ids - 1}{dontcare}"
+            shown = ", ".join(str(int(b)) for b in bad[:10]) + (" ..." if len(bad) > 10 else "")
+            raise InputError(f"{what}: unknown class ids {shown}; this model knows {allowed}")
+
+    def id_png(self, ids: np.ndarray) -> bytes:
+        """A single-channel PNG of the ids (don't care as 255), as experiments/synthesize.py reads them."""
+        out = ids.astype(np.int64)
+        if self.spec.contain_dontcare_label:
+            out = np.where(out == self.spec.label_nc, 255, out)
+        return png_bytes(out.astype(np.uint8))
+
+    def color_png(self, ids: np.ndarray) -> bytes:
+        return png_bytes(self.colorize(ids))
+
+    # ----- styles
+    def add_style(self, data: bytes) -> dict[str, Any]:
+        """Encode a style photo with the VAE encoder; returns its key for /synthesize and a preview."""
+        from condgen.eval.synthesize import encode_style
+
+        if not self.has_encoder:
+            raise InputError(
+                f"{self.run}: this model has no VAE style encoder (use_vae = False), so it cannot take a "
+                "style image", 409
+            )
+        img = open_png(data, "style image", formats=("PNG", "JPEG", "WEBP", "BMP"))
+        key = hashlib.sha256(data).hexdigest()[:16]
+        with self.lock:
+            resized, stats = encode_style(self.gan, img, self.spec, device=self.device)
+        self.styles[key] = (stats[0].detach(), stats[1].detach())
+        self.styles.move_to_end(key)
+        while len(self.styles) > STYLE_CACHE:
+            self.styles.popitem(last=False)
+        return {"style": key, "preview": data_url(png_bytes(to_uint8_image(resized[0])))}
+
+    # ----- synthesis
+    def synthesize(
+        self, ids: np.ndarray, *, seed: int = 0, samples: int = 1, style: str | None = None
+    ) -> dict[str, Any]:
+        """Images for one id map: `samples` latents from (seed, 0, k), or the style's posterior (sample 0 its
+        mean). Returns {'images': [(H, W, 3) uint8], 'ms': [milliseconds per image], ...}."""
+        from condgen.eval.synthesize import encode_seg, generate
+
+        h, w = self.size
+        if ids.shape != (h, w):
+            raise InputError(f"label map: {ids.shape[1]}x{ids.shape[0]} pixels, this model paints {w}x{h}")
+        self.check_ids(ids)
+        if not 1 <= samples <= MAX_SAMPLES:
+            raise InputError(f"samples must be 1..{MAX_SAMPLES}, got {samples}")
+        if samples > 1 and not self.multimodal:
+            raise InputError(
+                "this generator takes no latent (use_vae = False): every sample would be the same; "
+                "use samples = 1"
+            )
+        if not 0 <= seed < 2**63:
+            raise InputError(f"seed must be 0..2**63-1, got {seed}")
+        stats = None
+        if style:
+            if not self.has_encoder:
+                raise InputError("this model has no VAE style encoder, so it cannot take a style image", 409)
+            if style not in self.styles:
+                raise InputError(
+                    f"unknown style {style!r} (styles expire; upload the image again via /style)", 404
+                )
+            stats = self.styles[style]
+        label = torch.from_numpy(ids.astype(np.int64))[None, None]
+        # the painter has no instance map: each class region is its own instance (edges at class borders)
+        instance = label if self.spec.instance_edges else None
+        self.last_labels = ids.copy()
+        images, ms = [], []
+        with self.lock:
+            seg = encode_seg(label, self.spec, instance, source="painted label map").to(self.device)
+            for k in range(samples):
+                start = time.perf_counter()
+                fake = generate(self.gan, seg, [0], seed=seed, sample=k, style=stats)[0].cpu()
+                ms.append((time.perf_counter() - start) * 1000)
+                images.append(to_uint8_image(fake))
+        return {"images": images, "ms": ms, "seed": seed, "samples": samples, "style": style}

@@ -1,4 +1,4 @@
-"""`python -m condgen <command>`: blocks | convert | check-data | train | eval | synthesize | compare | paint."""
+"""`python -m condgen <command>`: blocks, convert, check-data, train, eval, synthesize, compare, paint."""
 
 from __future__ import annotations
 

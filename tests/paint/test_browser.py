@@ -57,8 +57,8 @@ def browser():
 
 
 def serve(run: Path):
-    from condgen.paint.app import create_app
     from condgen.cli.paint import Server
+    from condgen.paint.app import create_app
     from condgen.paint.model import PaintModel
 
     model = PaintModel(run)

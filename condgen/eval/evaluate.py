@@ -30,7 +30,6 @@ from condgen.eval.fid import (
     kid_from_features,
     to_uint8,
 )
-from condgen.eval.miou import confusion_matrix, segmentation_scores
 from condgen.eval.segmenters import Segmenter, load_segmenter, segmenter_for
 from condgen.eval.synthesize import encode_seg, generate, latents, load_generator
 
@@ -117,6 +116,7 @@ def evaluate(
     inception_weights: str | None = None,
     random_inception: bool = False,
     segmenter: str | Segmenter | None = "auto",
+    segmenter_options: dict | None = None,
     latent: str = "random",
     seed: int = 0,
     ema: bool = False,
@@ -139,7 +139,9 @@ def evaluate(
         features: 'inception' (the field's FID network) or 'segmenter' (the segmenter's features: a domain
             FID, not comparable with published numbers).
         random_inception, random_lpips: seeded random networks instead of the weight files (tests only).
-        segmenter: registry name, a loaded `Segmenter`, 'auto' (the dataset's default) or None (no mIoU).
+        segmenter: registry name, a loaded `Segmenter`, 'auto' (the dataset's default) or None (no mIoU);
+            a name may carry a protocol: 'deeplabv2_cocostuff:fullres', 'auto:fullres'.
+        segmenter_options: `load_segmenter` keywords (weights=, expected_sha256=, protocol=).
         latent: for VAE generators, 'random' (z ~ N(0, I) seeded per image: label-only synthesis) or
             'encode' (the real image's posterior, as official test.py; then outputs depend on the real image).
         diversity_maps, diversity_samples: LPIPS diversity over the first maps, samples each (0 = skip).
@@ -166,11 +168,11 @@ def evaluate(
         raise ValueError(f"features={features!r}; choose one of {', '.join(FEATURES)}")
 
     seg_net = segmenter
-    if segmenter == "auto":
-        seg_net = segmenter_for(ds)
+    if isinstance(segmenter, str) and segmenter.partition(":")[0] == "auto":
+        seg_net = segmenter_for(ds) + segmenter[len("auto") :]
     if isinstance(seg_net, str):
         with state.main_process_first():  # the landscape segmenter trains once, then everyone reads the cache
-            seg_net = load_segmenter(seg_net)
+            seg_net = load_segmenter(seg_net, **(segmenter_options or {}))
     if seg_net is not None:
         seg_net.to(device)
     if features == "segmenter":
@@ -229,10 +231,9 @@ def evaluate(
         if need_real:
             real_f.append(extractor(real).cpu().numpy())
         if seg_net is not None:
-            target = seg_net.target(label).cpu()
-            ignore = seg_net.spec.ignore_index
-            conf_fake += confusion_matrix(seg_net.predict(fake).cpu(), target, k, ignore_index=ignore)
-            conf_real += confusion_matrix(seg_net.predict(real).cpu(), target, k, ignore_index=ignore)
+            # the segmenter's protocol (input size, which labels); the real upper bound goes the same way
+            conf_fake += seg_net.confusion(fake, label, ds=ds, indices=idx)
+            conf_real += seg_net.confusion(real, label, ds=ds, indices=idx)
         if progress and state.is_main_process:
             print(f"  {start + len(idx) - mine.start}/{len(mine)} images on process 0", flush=True)
 
@@ -283,8 +284,8 @@ def evaluate(
     )
     seg_record = None
     if seg_net is not None:
-        fake_scores = segmentation_scores(sum(p["conf_fake"] for p in parts))
-        real_scores = segmentation_scores(sum(p["conf_real"] for p in parts))
+        fake_scores = seg_net.scores(sum(p["conf_fake"] for p in parts))
+        real_scores = seg_net.scores(sum(p["conf_real"] for p in parts))
         metrics.update(
             miou=fake_scores["miou"],
             pixel_accuracy=fake_scores["pixel_accuracy"],
@@ -299,6 +300,7 @@ def evaluate(
             "label_remap": seg_net.spec.label_remap is not None,
             "ignore_index": seg_net.spec.ignore_index,
             "protocol": seg_net.spec.protocol,
+            **seg_net.describe(spec.size),
         }
     div_total = sum(p["div"][0] for p in parts)
     div_count = sum(p["div"][1] for p in parts)
@@ -382,7 +384,12 @@ def protocol_line(p: dict) -> str:
     h, w = p["resolution"]
     f = p["features"]
     seg = p.get("segmenter")
-    seg_txt = f"; mIoU by {seg['name']} at {seg['input_size'][0]}x{seg['input_size'][1]}" if seg else ""
+    seg_txt = ""
+    if seg:
+        fed = seg["input_size"]
+        fed = f"{fed[0]}x{fed[1]}" if isinstance(fed, list) else fed
+        how = f" ({seg['protocol_name']}, mean over {seg['averaging']})" if seg.get("protocol_name") else ""
+        seg_txt = f"; mIoU by {seg['name']} at {fed}{how}"
     sha = str(f["weights_sha256"])[:12]
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     return (

@@ -1,16 +1,13 @@
-"""DeepLabV2-ResNet101 with multi-scale inputs (MSC), as the COCO-Stuff 164k weights of
-kazuto1011/deeplab-pytorch.
+"""DeepLabV2-ResNet101 with multi-scale inputs (MSC), as kazuto1011/deeplab-pytorch's COCO-Stuff 164k weights.
 
-Architecture facts (fixture notes, no original code): a ResNet-101 whose stem is a 7x7/2 conv + BN +
-ReLU and a
-3x3/2 max-pool with ``ceil_mode=True``; bottlenecks with the stride on the 1x1 ``reduce`` conv; the last two
-stages dilated 2 and 4 (output stride 8); ASPP = four 3x3 convs of dilation 6/12/18/24 (with bias) *summed*.
-MSC runs the base at scales 1, 0.5 and 0.75 (bilinear, ``align_corners=False``), resizes the smaller logits to
-the scale-1 size and takes the element-wise max: raw logits at 1/8 resolution.
+Architecture facts (fixture notes, no original code): a ResNet-101 whose stem is a 7x7/2 conv + BN + ReLU
+and a 3x3/2 max-pool with ``ceil_mode=True``; bottlenecks with the stride on the 1x1 ``reduce`` conv; the
+last two stages dilated 2 and 4 (output stride 8); ASPP = four 3x3 convs of dilation 6/12/18/24 (with bias)
+*summed*. MSC runs the base at scales 1, 0.5 and 0.75 (bilinear, ``align_corners=False``), resizes the
+smaller logits to the scale-1 size and takes the element-wise max: raw logits at 1/8 resolution.
 
 Key names are those of the released file (``base.layer2.block1.reduce.conv.weight``,
-``base.aspp.c0.bias``...),
-632 entries, so the rename table only strips a DataParallel prefix.
+``base.aspp.c0.bias``...), 632 entries, so the rename table only strips a DataParallel prefix.
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
 """DRN-D-105 ``DRNSeg`` (fyu/drn), as the Cityscapes weights ``drn-d-105_ms_cityscapes.pth``.
 
 Architecture facts (fixture notes, no original code): ``base`` is an ``nn.Sequential`` of the DRN's
-layer0..layer8
-(keys ``base.0`` ... ``base.8``): layer0 a 7x7 conv (3 -> 16, stride 1) + BN + ReLU; layer1/2 3x3 conv+BN+ReLU
-(16, stride 1; 32, stride 2); layer3..6 bottleneck stages (torchvision's `Bottleneck` fits: stride and
-dilation
-on the 3x3 conv, keys ``conv1..3/bn1..3/downsample.{0,1}``) of 3, 4, 23, 3 blocks, widths 64/128/256/512 x 4,
-strides 2, 2, 1, 1 and dilations 1, 1, 2, 4; layer7 a 3x3 conv 2048 -> 512 of dilation 2, layer8 512 -> 512 of
-dilation 1 (each + BN + ReLU). ``seg`` is a 1x1 conv to 19 classes with bias; ``up`` a frozen bilinear
-``ConvTranspose2d(19, 19, 16, stride 8, padding 4, groups 19)`` whose weight is a (counted, saved) Parameter.
-Output stride 8: the seg logits are ceil(ceil(ceil(H/2)/2)/2); ``up`` gives exactly 8x that size.
+layer0..layer8 (keys ``base.0`` ... ``base.8``): layer0 a 7x7 conv (3 -> 16, stride 1) + BN + ReLU; layer1/2
+3x3 conv+BN+ReLU (16, stride 1; 32, stride 2); layer3..6 bottleneck stages (torchvision's `Bottleneck` fits:
+stride and dilation on the 3x3 conv, keys ``conv1..3/bn1..3/downsample.{0,1}``) of 3, 4, 23, 3 blocks,
+widths 64/128/256/512 x 4, strides 2, 2, 1, 1 and dilations 1, 1, 2, 4; layer7 a 3x3 conv 2048 -> 512 of
+dilation 2, layer8 512 -> 512 of dilation 1 (each + BN + ReLU). ``seg`` is a 1x1 conv to 19 classes with
+bias; ``up`` a frozen bilinear ``ConvTranspose2d(19, 19, 16, stride 8, padding 4, groups 19)`` whose weight
+is a (counted, saved) Parameter. Output stride 8: the seg logits are ceil(ceil(ceil(H/2)/2)/2); ``up`` gives
+exactly 8x that size.
 
 The released keys are condgen's keys; the rename table only strips a DataParallel prefix.
 """

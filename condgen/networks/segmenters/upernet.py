@@ -2,15 +2,13 @@
 
 Architecture facts (fixture notes, no original code). Encoder: ResNet-101 with CSAIL's deep stem (3x3 convs
 3 -> 64 stride 2, 64 -> 64, 64 -> 128, each + BN + ReLU, keys ``conv1/bn1 ... conv3/bn3``), a 3x3/2 max-pool
-in floor mode, then torchvision bottleneck stages (keys ``layerN.i.{conv1..3,bn1..3,downsample.{0,1}}``,
-no fc)
-of strides 4/8/16/32; it returns the four stage outputs. Decoder (UPerNet, fpn_dim 512): a pyramid pooling
-module on the last stage (adaptive average pools 1, 2, 3, 6, each bilinearly resized back and then a 1x1
-conv + BN + ReLU; concatenated with the stage and fused by a 3x3 conv + BN + ReLU), an FPN (1x1 lateral
-conv + BN + ReLU, top-down bilinear sum, 3x3 conv + BN + ReLU per level), the four levels resized to the
-1/4 level, concatenated, a 3x3 conv + BN + ReLU and a 1x1 classifier: raw logits at
-ceil(ceil(H/2)/2) x ceil(ceil(W/2)/2). (The original eval path resizes them to the image and applies a
-softmax.)
+in floor mode, then torchvision bottleneck stages (keys ``layerN.i.{conv1..3,bn1..3,downsample.{0,1}}``, no
+fc) of strides 4/8/16/32; it returns the four stage outputs. Decoder (UPerNet, fpn_dim 512): a pyramid
+pooling module on the last stage (adaptive average pools 1, 2, 3, 6, each bilinearly resized back and then a
+1x1 conv + BN + ReLU; concatenated with the stage and fused by a 3x3 conv + BN + ReLU), an FPN (1x1 lateral
+conv + BN + ReLU, top-down bilinear sum, 3x3 conv + BN + ReLU per level), the four levels resized to the 1/4
+level, concatenated, a 3x3 conv + BN + ReLU and a 1x1 classifier: raw logits at ceil(ceil(H/2)/2) x
+ceil(ceil(W/2)/2). (The original eval path resizes them to the image and applies a softmax.)
 
 Both released files' keys are condgen's keys. The original sync-BN stores three extra buffers per BN
 (``_tmp_running_mean``, ``_tmp_running_var``, ``_running_iter``): `SYNCBN_EXTRAS` are dropped when present

@@ -39,7 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--random_inception", action="store_true", help="random Inception: tests only, meaningless"
     )
     p.add_argument(
-        "--segmenter", default="auto", help="segmenter registry name, 'auto' (the dataset's) or 'none'"
+        "--segmenter",
+        default="auto",
+        help="segmenter registry name, 'auto' (the dataset's) or 'none'; NAME:PROTOCOL picks a protocol "
+        "(deeplabv2_cocostuff:fullres, auto:fullres)",
+    )
+    p.add_argument("--segmenter_protocol", help="the segmenter's named protocol (default: its first)")
+    p.add_argument(
+        "--weights",
+        "--segmenter_weights",
+        dest="segmenter_weights",
+        nargs="+",
+        type=Path,
+        help="the segmenter's weight files (UperNet: ENCODER DECODER); default: torch.hub's cache",
+    )
+    p.add_argument(
+        "--expected_sha256",
+        nargs="+",
+        help="pin the segmenter's weight files (one SHA-256 or prefix per file); a mismatch is an error",
     )
     p.add_argument(
         "--latent",
@@ -64,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _segmenter_options(args: argparse.Namespace) -> dict:
+    """Only what was given, so gin bindings of `load_segmenter` are not overridden by None."""
+    options = {
+        "weights": tuple(args.segmenter_weights) if args.segmenter_weights else None,
+        "expected_sha256": tuple(args.expected_sha256) if args.expected_sha256 else None,
+        "protocol": args.segmenter_protocol,
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from condgen.eval.evaluate import evaluate
@@ -81,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             inception_weights=args.inception,
             random_inception=args.random_inception,
             segmenter=None if args.segmenter == "none" else args.segmenter,
+            segmenter_options=_segmenter_options(args),
             latent=args.latent,
             seed=args.seed,
             ema=args.ema,

@@ -1,4 +1,7 @@
-"""`python -m condgen <command>`: blocks, convert, check-data, train, eval, synthesize, compare, paint."""
+"""`python -m condgen <command>`.
+
+blocks, weights, convert, check-data, train, eval, synthesize, compare, paint.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
     b.add_argument("pattern", nargs="?", help="shell wildcard on the name, e.g. '*Generator'")
     b.set_defaults(func=_blocks)
+
+    from condgen.cli import weights as weights_cli
+
+    weights_cli.add_parser(sub)
 
     sub.add_parser(
         "convert", help="convert official checkpoints (see: python -m condgen convert --help)", add_help=False

@@ -25,6 +25,7 @@ ALEXNET = WeightFile(
     url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     sha256="7be5be79",  # torch.hub's convention: the file name carries the first 8 hex digits of its SHA-256
     env="CONDGEN_ALEXNET",
+    size="≈ 233 MB",
 )
 # lpips' backbone slices hold torchvision `alexnet().features` layers under their own indices
 _SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}

@@ -79,6 +79,7 @@ def evaluate(
     bindings: tuple[str, ...] = (),
     metrics: list[Metric] | None = None,
     segmenter: str | Segmenter | None = "auto",
+    segmenter_options: dict | None = None,
     latent: str = "random",
     seed: int = 0,
     ema: bool = False,
@@ -98,7 +99,9 @@ def evaluate(
             `default_metrics(**metric_options)` (features, inception_weights, random_inception, kid_subsets,
             kid_subset_size, diversity_maps, diversity_samples, lpips_weights, random_lpips).
         segmenter: registry name, a loaded `Segmenter`, 'auto' (the dataset's default) or None (no mIoU);
-            shared by the metrics that use one.
+            a name may carry a protocol: 'deeplabv2_cocostuff:fullres', 'auto:fullres'. Shared by the
+            metrics that use one.
+        segmenter_options: `load_segmenter` keywords (weights=, expected_sha256=, protocol=).
         latent: for VAE generators, 'random' (z ~ N(0, I) seeded per image: label-only synthesis) or
             'encode' (the real image's posterior, as official test.py; then outputs depend on the real image).
     """
@@ -119,7 +122,9 @@ def evaluate(
     if latent not in ("random", "encode") or (latent == "encode" and gan.E is None):
         raise ValueError(f"latent={latent!r}: choose 'random', or 'encode' for a run with a VAE encoder")
     metrics = metrics if metrics is not None else bound_metrics() or default_metrics(**metric_options)
-    ctx = EvalContext(gan, spec, ds, n, split, seed, device, state, segmenter, cache, batch_size)
+    ctx = EvalContext(
+        gan, spec, ds, n, split, seed, device, state, segmenter, cache, batch_size, segmenter_options
+    )
     for m in metrics:
         m.setup(ctx)
     state.wait_for_everyone()
@@ -237,6 +242,11 @@ def protocol_line(p: dict) -> str:
             f"{p['kid_subset_size']}"
         )
     seg = p.get("segmenter")
-    seg_txt = f"; mIoU by {seg['name']} at {seg['input_size'][0]}x{seg['input_size'][1]}" if seg else ""
+    seg_txt = ""
+    if seg:
+        fed = seg["input_size"]
+        fed = f"{fed[0]}x{fed[1]}" if isinstance(fed, list) else fed
+        how = f" ({seg['protocol_name']}, mean over {seg['averaging']})" if seg.get("protocol_name") else ""
+        seg_txt = f"; mIoU by {seg['name']} at {fed}{how}"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     return "; ".join(parts) + f"; VAE latents {p['latent_policy']}, seed {p['seed']}{seg_txt}{flag}"

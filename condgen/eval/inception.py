@@ -25,6 +25,7 @@ INCEPTION = WeightFile(
     "weights-inception-2015-12-05-6726825d.pth",
     sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
     env="CONDGEN_INCEPTION",
+    size="≈ 92 MB",
 )
 _RANDOM = object()  # stands for "keep the random initialisation" inside torch-fidelity's constructor
 

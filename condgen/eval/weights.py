@@ -3,7 +3,9 @@
 Every network the metrics need (the FID Inception, LPIPS's AlexNet, the paper segmenters) is a `WeightFile`:
 its file name, where it is published, its SHA-256 (or the 8-hex prefix that torch.hub file names carry), and
 the default place it is looked for (torch.hub's `checkpoints/` folder, honouring $TORCH_HOME). A missing file
-is an error naming the file, its URL and where to put it; a file with another digest is an error too.
+is an error naming the file, its URL, its size and where to put it; a file with another digest than the
+published one, or than a user's pin (`expected_sha256`), is an error too. `list_weights()` (and
+`python -m condgen weights`) lists every file condgen knows with its status.
 Caches that condgen writes itself (real-image statistics, the landscape segmenter) live under
 `cache_dir()`: $CONDGEN_CACHE, else ~/.cache/condgen.
 """
@@ -65,6 +67,7 @@ class WeightFile:
         sha256: its full hex SHA-256, or a prefix of it (torch.hub names carry the first 8 hex digits);
             None when no digest has been published yet (the file's digest is still recorded in every result).
         env: an environment variable that may hold the file's path.
+        size: its approximate size, for the missing-file message ("≈ 224 MB").
     """
 
     what: str
@@ -72,31 +75,46 @@ class WeightFile:
     url: str
     sha256: str | None
     env: str | None = None
+    size: str | None = None
 
     def candidates(self) -> list[Path]:
         """Where the file is looked for when no path is given: $env, then torch.hub's checkpoint folder."""
         found = [Path(os.environ[self.env]).expanduser()] if self.env and os.environ.get(self.env) else []
         return found + [hub_checkpoint_dir() / name for name in self.filenames]
 
-    def resolve(self, path: str | Path | None = None) -> Path:
-        """The verified file: `path` if given, else the first existing candidate. Never downloads."""
+    def find(self) -> Path | None:
+        """The first existing candidate, or None (nothing is hashed or downloaded)."""
+        return next((c for c in self.candidates() if c.is_file()), None)
+
+    def resolve(self, path: str | Path | None = None, *, expected_sha256: str | None = None) -> Path:
+        """The verified file: `path` if given, else the first existing candidate. Never downloads.
+
+        Args:
+            expected_sha256: a user's pin (full digest or prefix); a file with another digest is an error.
+        """
         tried = [Path(path).expanduser()] if path is not None else self.candidates()
         for candidate in tried:
             if candidate.is_file():
-                self.verify(candidate)
+                self.verify(candidate, expected_sha256=expected_sha256)
                 return candidate
         where = ", ".join(str(p) for p in tried)
         via = f", or point ${self.env} at it" if self.env else ""
+        size = f" ({self.size})" if self.size else ""
         raise WeightsNotFoundError(
             f"{self.what}: weights not found (looked at {where}); condgen never downloads weights. "
-            f"Fetch {self.filenames[0]} from {self.url} and put it at "
+            f"Fetch {self.filenames[0]}{size} from {self.url} and put it at "
             f"{hub_checkpoint_dir() / self.filenames[0]}"
             f"{via}, or pass its path explicitly."
         )
 
-    def verify(self, path: str | Path) -> str:
-        """Check the file's SHA-256 against the published one; returns the full digest."""
+    def verify(self, path: str | Path, *, expected_sha256: str | None = None) -> str:
+        """Check the file's SHA-256 against the published one and the pin; returns the full digest."""
         digest = sha256_file(path)
+        if expected_sha256 is not None and not digest.startswith(expected_sha256.lower()):
+            raise WeightsMismatchError(
+                f"{path}: SHA-256 {digest} does not match the pinned expected_sha256 "
+                f"({expected_sha256}) for {self.what}; this is not the file the pin was taken from"
+            )
         if self.sha256 is not None and not digest.startswith(self.sha256.lower()):
             raise WeightsMismatchError(
                 f"{path}: SHA-256 {digest} does not match the published {self.what} ({self.sha256}...); "
@@ -104,3 +122,53 @@ class WeightFile:
                 f"Fetch {self.filenames[0]} again from {self.url}"
             )
         return digest
+
+
+def known_weights() -> list[tuple[str, WeightFile]]:
+    """Every weight file condgen knows: (user, file) for the metrics, the losses and the segmenters."""
+    from condgen.eval.diversity import ALEXNET
+    from condgen.eval.inception import INCEPTION
+    from condgen.eval.segmenters import SEGMENTERS
+    from condgen.losses.perceptual import VGG19_FILE, VGG19_URL
+
+    vgg = WeightFile(
+        "VGG19 perceptual loss: torchvision VGG19 (ImageNet, IMAGENET1K_V1)",
+        (VGG19_FILE,),
+        VGG19_URL,
+        "dcbb9e9d",
+        size="≈ 548 MB",
+    )
+    out = [("fid", INCEPTION), ("lpips", ALEXNET), ("vgg_loss", vgg)]
+    for spec in SEGMENTERS.values():
+        out += [(f"segmenter:{spec.name}", w) for w in spec.weights]
+    return out
+
+
+def list_weights(*, hash_files: bool = True) -> list[dict]:
+    """One row per known file: user, file, status ('present' / 'missing' / 'MISMATCH'), path, sha256, url.
+
+    Args:
+        hash_files: compute the SHA-256 of present files (memoised; a few seconds per GB).
+    """
+    rows = []
+    for user, w in known_weights():
+        path = w.find()
+        row = {
+            "user": user,
+            "file": w.filenames[0],
+            "what": w.what,
+            "url": w.url,
+            "size": w.size,
+            "published_sha256": w.sha256,
+            "path": str(path or hub_checkpoint_dir() / w.filenames[0]),
+            "status": "missing",
+            "sha256": None,
+        }
+        if path is not None:
+            row["status"] = "present"
+            if hash_files:
+                row["sha256"] = sha256_file(path)
+                if w.sha256 is not None and not row["sha256"].startswith(w.sha256.lower()):
+                    row["status"] = "MISMATCH"
+        rows.append(row)
+    return rows

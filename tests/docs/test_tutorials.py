@@ -81,7 +81,29 @@ def _official(cwd: Path) -> None:
     _official_label_maps(cwd)
 
 
-SETUP = {"02_datasets": _datasets, "03_ablations": lambda cwd: _datasets(cwd, ("coco", "ade20k")),
+def _paper_segmenter_weights(cwd: Path) -> None:
+    """Synthetic DeepLabV2 weights (the segmenter parity fixture's spec) saved as the released file."""
+    import importlib.util
+
+    folder = Path(os.environ.get("CONDGEN_SEGMENTER_FIXTURES", PARITY_DIR.parent / "segmenters"))
+    if not folder.is_dir():
+        pytest.skip(f"segmenter parity fixtures not found at {folder} (set CONDGEN_SEGMENTER_FIXTURES)")
+    spec = importlib.util.spec_from_file_location("make_weights", folder / "make_weights.py")
+    make_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_weights)
+    fx = torch.load(folder / "deeplabv2_cocostuff.pt", weights_only=True)
+    (cwd / "weights").mkdir()
+    torch.save(make_weights.deterministic_state_dict(fx["spec"], fx["fixed"]),
+               cwd / "weights" / "deeplabv2_resnet101_msc-cocostuff164k-100000.pth")
+
+
+def _evaluate(cwd: Path) -> None:
+    _official(cwd)
+    _paper_segmenter_weights(cwd)
+
+
+SETUP = {"02_datasets": _datasets, "06_evaluate": _evaluate,
+         "03_ablations": lambda cwd: _datasets(cwd, ("coco", "ade20k")),
          "07_official_checkpoints": _official, "08_speed_memory": lambda cwd: _datasets(cwd, ("coco",))}
 
 

@@ -47,3 +47,66 @@ def tiny_segmenter(tmp_path_factory):
 
     recipe = LandscapeRecipe(train_images=16, steps=4, batch_size=8, width=4, val_images=4)
     return load_segmenter("landscape", recipe=recipe, cache=tmp_path_factory.mktemp("seg"))
+
+
+SEGMENTER_FIXTURES = Path(
+    __import__("os").environ.get(
+        "CONDGEN_SEGMENTER_FIXTURES",
+        Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "segmenters",
+    )
+)
+# registry name -> (fixture file, its spec fields, their released file names)
+PAPER_FILES = {
+    "deeplabv2_cocostuff": (
+        "deeplabv2_cocostuff.pt",
+        ("",),
+        ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
+    ),
+    "upernet101_ade20k": (
+        "upernet101_ade20k.pt",
+        ("_encoder", "_decoder"),
+        ("ade20k-resnet101-upernet-encoder_epoch_50.pth", "ade20k-resnet101-upernet-decoder_epoch_50.pth"),
+    ),
+    "drn_d105_cityscapes": ("drn_d105_cityscapes.pt", ("",), ("drn-d-105_ms_cityscapes.pth",)),
+}
+
+
+def segmenter_fixture(name: str) -> dict:
+    """A paper-segmenter parity fixture; skips with a clear message only when the folder is absent."""
+    if not SEGMENTER_FIXTURES.is_dir():
+        pytest.skip(
+            f"segmenter parity fixtures not found at {SEGMENTER_FIXTURES} (set CONDGEN_SEGMENTER_FIXTURES)"
+        )
+    import torch
+
+    return torch.load(SEGMENTER_FIXTURES / PAPER_FILES[name][0], weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def paper_weights(tmp_path_factory):
+    """The three paper segmenters' synthetic weights (fixture `spec` + make_weights.py) saved as the released
+    files would be, in a torch.hub checkpoint folder: {name: [paths]}, plus the fixtures' sha256 check."""
+    import importlib.util
+
+    import torch
+
+    if not SEGMENTER_FIXTURES.is_dir():
+        pytest.skip(
+            f"segmenter parity fixtures not found at {SEGMENTER_FIXTURES} (set CONDGEN_SEGMENTER_FIXTURES)"
+        )
+    spec = importlib.util.spec_from_file_location("make_weights", SEGMENTER_FIXTURES / "make_weights.py")
+    mw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mw)
+    folder = tmp_path_factory.mktemp("torch_home") / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    out, digests = {}, {}
+    for name, (_file, parts, released) in PAPER_FILES.items():
+        fx = segmenter_fixture(name)
+        out[name] = []
+        for part, filename in zip(parts, released, strict=True):
+            sd = mw.deterministic_state_dict(fx[f"spec{part}"], fx["fixed"])
+            digests[(name, part)] = (mw.state_dict_sha256(sd), fx[f"weights_sha256{part}"])
+            torch.save(sd, folder / filename)
+            out[name].append(folder / filename)
+            del sd
+    return {"paths": out, "folder": folder, "torch_home": folder.parents[1], "digests": digests}

@@ -50,3 +50,17 @@ def test_bad_ids_are_errors_naming_the_fix():
     with pytest.raises(ValueError, match="differ in shape"):
         confusion_matrix(torch.zeros(2), torch.zeros(3), 3)
     assert math.isnan(segmentation_scores(torch.zeros(2, 2))["miou"])
+
+
+def test_class_averaging_rules():
+    # class 0: 2 of 3 right; class 1 true once, predicted 2; class 2 predicted, never true; class 3 absent
+    target = torch.tensor([0, 0, 1, 0])
+    pred = torch.tensor([0, 0, 2, 2])
+    conf = confusion_matrix(pred, target, 4)
+    iou0 = 2 / 3
+    assert segmentation_scores(conf)["miou"] == pytest.approx((iou0 + 0 + 0) / 3)  # gt_or_pred
+    assert segmentation_scores(conf, average="gt")["miou"] == pytest.approx((iou0 + 0) / 2)
+    assert segmentation_scores(conf, average="all")["miou"] == pytest.approx(iou0 / 4)
+    assert segmentation_scores(conf, average="gt")["averaging"] == "gt"
+    with pytest.raises(ValueError, match="average"):
+        segmentation_scores(conf, average="present")

@@ -48,9 +48,10 @@ class EvalContext:
     seed: int
     device: Any
     state: Any  # accelerate PartialState: num_processes, process_index, main_process_first()
-    segmenter_choice: Any = "auto"  # registry name, a loaded Segmenter, 'auto' or None
+    segmenter_choice: Any = "auto"  # registry name (optionally NAME:PROTOCOL), a Segmenter, 'auto' or None
     cache: Any = None  # real-feature cache folder
     batch_size: int = 16
+    segmenter_options: dict | None = None  # `load_segmenter` keywords (weights=, expected_sha256=, protocol=)
     _segmenter: Any = dataclasses.field(default=None, repr=False)
     _segmenter_loaded: bool = dataclasses.field(default=False, repr=False)
 
@@ -60,12 +61,12 @@ class EvalContext:
             from condgen.eval.segmenters import load_segmenter, segmenter_for
 
             net = self.segmenter_choice
-            if net == "auto":
-                net = segmenter_for(self.dataset)
+            if isinstance(net, str) and net.partition(":")[0] == "auto":  # 'auto' or 'auto:PROTOCOL'
+                net = segmenter_for(self.dataset) + net[len("auto") :]
             if isinstance(net, str):
                 # the landscape segmenter trains once (needs gradients inside no_grad), then is read
                 with self.state.main_process_first(), torch.enable_grad():
-                    net = load_segmenter(net)
+                    net = load_segmenter(net, **(self.segmenter_options or {}))
             self._segmenter = net.to(self.device) if net is not None else None
             self._segmenter_loaded = True
         return self._segmenter

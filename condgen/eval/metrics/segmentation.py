@@ -10,7 +10,6 @@ from typing import Any
 import torch
 
 from condgen.eval.metrics.base import Column, EvalBatch, EvalContext, Metric
-from condgen.eval.miou import confusion_matrix, segmentation_scores
 from condgen.registry import register
 
 
@@ -29,10 +28,11 @@ class SegmentationScore(Metric):
     def update(self, batch: EvalBatch) -> None:
         if self.net is None:
             return
-        target = self.net.target(batch.label).cpu()
-        k, ignore = self.net.spec.num_classes, self.net.spec.ignore_index
+        # the segmenter's protocol (input size, which labels); the real upper bound goes the same way
         for which, img in (("fake", batch.fake), ("real", batch.real)):
-            self.conf[which] += confusion_matrix(self.net.predict(img).cpu(), target, k, ignore_index=ignore)
+            self.conf[which] += self.net.confusion(
+                img, batch.label, ds=self.ctx.dataset, indices=batch.indices
+            )
 
     def state(self) -> Any:
         return self.conf
@@ -40,8 +40,8 @@ class SegmentationScore(Metric):
     def compute(self, states: list[Any]) -> dict[str, Any]:
         if self.net is None:
             return {}
-        fake = segmentation_scores(sum(s["fake"] for s in states))
-        real = segmentation_scores(sum(s["real"] for s in states))
+        fake = self.net.scores(sum(s["fake"] for s in states))
+        real = self.net.scores(sum(s["real"] for s in states))
         return {
             "miou": fake["miou"],
             "pixel_accuracy": fake["pixel_accuracy"],
@@ -62,5 +62,6 @@ class SegmentationScore(Metric):
                 "label_remap": spec.label_remap is not None,
                 "ignore_index": spec.ignore_index,
                 "protocol": spec.protocol,
+                **self.net.describe(self.ctx.spec.size),
             }
         }

@@ -10,9 +10,10 @@ import pytest
 import torch
 from torch import nn
 
+from condgen.cli.weights import list_weights
 from condgen.eval.evaluate import evaluate
 from condgen.eval.segmenters import Segmenter, get_segmenter, load_segmenter
-from condgen.eval.weights import WeightsMismatchError, WeightsNotFoundError, list_weights, sha256_file
+from condgen.eval.weights import WeightsMismatchError, WeightsNotFoundError, sha256_file
 from tests.eval.conftest import train_tiny
 
 pytestmark = pytest.mark.slow

@@ -1,3 +1,0 @@
-from condgen.cli.paint import main
-
-raise SystemExit(main())

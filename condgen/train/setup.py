@@ -130,8 +130,8 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
     check_settings(s)
     if accelerator is None:
         accelerator = make_accelerator(s, run_dir)
-    if accelerator.is_main_process and accelerator.device.type == "cpu":
-        note_idle_cores(accelerator.num_processes)
+    if accelerator.device.type == "cpu":
+        use_cpu_cores(accelerator.num_processes, accelerator.is_main_process)
     set_seed(s.seed)
     data = s.dataset()
     spec: DataSpec = data.spec
@@ -200,6 +200,33 @@ def check_settings(s: TrainSettings) -> None:
         raise ValueError(f"train.keep_last must be >= 1 or None (keep all), got {s.keep_last}")
 
 
+def use_cpu_cores(num_processes: int, main: bool = True) -> int:
+    """Give each CPU process its share of the cores, unless the user chose a thread count.
+
+    `accelerate launch` without GPUs hands every process OMP_NUM_THREADS=1 unless told otherwise, which
+    would halve the quickstart's speed on 2 cores: a process launched that way with exactly 1 thread gets
+    cores / processes threads instead. `CONDGEN_CPU_THREADS=N` (or `--num_cpu_threads_per_process N` with
+    N > 1, or OMP_NUM_THREADS outside the launcher) is taken as the user's choice. Returns the thread count.
+    """
+    chosen = os.environ.get("CONDGEN_CPU_THREADS")
+    if chosen:
+        torch.set_num_threads(int(chosen))
+    elif _launched_by_accelerate() and os.environ.get("OMP_NUM_THREADS") == "1" and torch.get_num_threads() < 2:
+        share = max(1, (os.cpu_count() or 1) // num_processes)
+        if share > 1:
+            torch.set_num_threads(share)
+            if main:
+                print(f"note: accelerate launch gave this CPU process 1 thread; using {share} "
+                      f"({share} cores per process). Set CONDGEN_CPU_THREADS=N to choose.")
+    if main:
+        note_idle_cores(num_processes)
+    return torch.get_num_threads()
+
+
+def _launched_by_accelerate() -> bool:
+    return "ACCELERATE_DYNAMO_BACKEND" in os.environ  # set for every process `accelerate launch` starts
+
+
 def note_idle_cores(num_processes: int) -> None:
     """Say so when a CPU run leaves cores idle: `accelerate launch` on a machine without GPUs gives each
     process OMP_NUM_THREADS=1 unless told otherwise, which halves the quickstart's speed on 2 cores."""
@@ -207,8 +234,8 @@ def note_idle_cores(num_processes: int) -> None:
     if threads * num_processes < cores:
         print(f"note: training on CPU with {threads} thread(s) x {num_processes} process(es) on {cores} "
               f"cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); to use them all, pass "
-              f"`accelerate launch --num_cpu_threads_per_process {cores // num_processes}` or run "
-              "`python experiments/run.py ...`")
+              f"`accelerate launch --num_cpu_threads_per_process {cores // num_processes}`, set "
+              f"CONDGEN_CPU_THREADS={cores // num_processes} or run `python experiments/run.py ...`")
 
 
 def to_device(batch: dict, spec: DataSpec, device: torch.device) -> tuple[Tensor, Tensor]:

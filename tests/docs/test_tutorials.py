@@ -114,6 +114,7 @@ def _run_shell(code: str, cwd: Path, where: str) -> None:
         # as tests/conftest.py does for the workers: under `pytest -n 2` on 2 cores, one thread per process,
         # or the tutorials' subprocesses spin against each other (06's eval: ~70 s a call, ~18 s with one)
         env.setdefault("OMP_NUM_THREADS", "1")
+        env.setdefault("CONDGEN_CPU_THREADS", "1")  # also under accelerate launch (condgen would take 2)
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=cwd, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, (f"{where} failed ({out.returncode}):\n{code}\n--- stdout\n"

@@ -233,3 +233,23 @@ def test_cpu_run_says_when_cores_sit_idle(monkeypatch, capsys):
     assert "--num_cpu_threads_per_process 2" in capsys.readouterr().out
     setup.note_idle_cores(4)  # 1 thread x 4 processes: every core busy
     assert capsys.readouterr().out == ""
+
+
+def test_a_process_accelerate_launch_left_with_one_thread_gets_its_cores(monkeypatch, capsys):
+    import torch as _torch
+
+    monkeypatch.setattr(setup.os, "cpu_count", lambda: 4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("CONDGEN_CPU_THREADS", raising=False)
+    before = _torch.get_num_threads()
+    try:
+        _torch.set_num_threads(1)
+        assert setup.use_cpu_cores(1) == 1  # not launched by accelerate: OMP_NUM_THREADS=1 is the user's
+        monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "NO")  # what `accelerate launch` sets
+        assert setup.use_cpu_cores(1) == 4 and "using 4" in capsys.readouterr().out
+        _torch.set_num_threads(1)
+        assert setup.use_cpu_cores(2) == 2  # two processes share the four cores
+        monkeypatch.setenv("CONDGEN_CPU_THREADS", "1")
+        assert setup.use_cpu_cores(1) == 1  # the user's choice wins
+    finally:
+        _torch.set_num_threads(before)

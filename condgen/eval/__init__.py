@@ -5,6 +5,7 @@ resolution, resize filter, feature network and its weights' SHA-256, segmenter, 
 describes the protocol. Pretrained weights are never downloaded (`weights.py`).
 """
 
+from condgen.eval import landscape_segmenter  # noqa: F401  (LandscapeRecipe is gin-configurable)
 from condgen.eval.evaluate import evaluate, protocol_line, shard
 from condgen.eval.fid import (
     feature_statistics,

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import gin
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -83,6 +84,7 @@ class LandscapeSegmenter(nn.Module):
         return torch.cat(out, dim=1)
 
 
+@gin.configurable
 @dataclass(frozen=True)
 class LandscapeRecipe:
     """Everything that determines the trained landscape segmenter (its cache key)."""

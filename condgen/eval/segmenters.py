@@ -406,7 +406,7 @@ def _pins(expected: str | Sequence[str | None] | None, n: int) -> tuple[str | No
     return pins
 
 
-@gin.configurable("load_segmenter", allowlist=["weights", "protocol", "expected_sha256"])
+@gin.configurable("load_segmenter", allowlist=["weights", "protocol", "expected_sha256", "recipe"])
 def load_segmenter(
     name: str,
     *,

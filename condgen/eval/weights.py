@@ -32,8 +32,9 @@ class WeightsMismatchError(ValueError):
 
 
 def cache_dir(*parts: str) -> Path:
-    """condgen's own cache folder ($CONDGEN_CACHE, else ~/.cache/condgen), joined with `parts`."""
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "condgen"
+    """condgen's own cache folder ($CONDGEN_CACHE, else $XDG_CACHE_HOME/condgen, else ~/.cache/condgen)."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    root = os.environ.get(CACHE_ENV) or xdg / "condgen"
     return Path(root).expanduser().joinpath(*parts)
 
 

@@ -208,10 +208,10 @@ def use_cpu_cores(num_processes: int, main: bool = True) -> int:
     cores / processes threads instead. `CONDGEN_CPU_THREADS=N` (or `--num_cpu_threads_per_process N` with
     N > 1, or OMP_NUM_THREADS outside the launcher) is taken as the user's choice. Returns the thread count.
     """
-    chosen = os.environ.get("CONDGEN_CPU_THREADS")
+    chosen, threads = os.environ.get("CONDGEN_CPU_THREADS"), torch.get_num_threads()
     if chosen:
         torch.set_num_threads(int(chosen))
-    elif _launched_by_accelerate() and os.environ.get("OMP_NUM_THREADS") == "1" and torch.get_num_threads() < 2:
+    elif _launched_by_accelerate() and os.environ.get("OMP_NUM_THREADS") == "1" and threads == 1:
         share = max(1, (os.cpu_count() or 1) // num_processes)
         if share > 1:
             torch.set_num_threads(share)

@@ -223,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from condgen.data.errors import DataError
     from condgen.train.loop import NonFiniteLossError, train
+    from condgen.train.setup import SettingsError, plain_message
 
     try:
         train(run_dir, resume=resume)
-    except (DataError, FileExistsError) as e:  # a problem the message fully explains: no traceback
-        print(f"error: {e}", file=sys.stderr)
+    except (DataError, FileExistsError, SettingsError) as e:  # the message fully explains it: no traceback
+        print(f"error: {plain_message(e)}", file=sys.stderr)
         return 2
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)

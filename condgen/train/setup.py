@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from condgen.data.errors import DataError
 from condgen.data.labels import encode_labels
 from condgen.data.spec import DataSpec
 from condgen.objectives.base import Objective
@@ -30,6 +31,10 @@ from condgen.train.state import install_portable_hooks
 
 log = logging.getLogger("condgen.train")
 MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+class SettingsError(ValueError):
+    """A training setting (a gin binding) has a value that cannot work; the message names it and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,19 +140,28 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
     set_seed(s.seed)
     data = s.dataset()
     spec: DataSpec = data.spec
-    gan = build_gan(spec)
-    per_epoch = batches_per_epoch(len(data), s.batch_size, accelerator.num_processes)
-    steps = schedule.total_steps(
-        niter=s.niter, niter_decay=s.niter_decay, batches_per_epoch=per_epoch, grad_accum=s.grad_accum,
-        max_steps=s.max_steps,
-    )
+    try:  # shapes and sizes the settings ask for: say which binding to change, before any work
+        gan = build_gan(spec)
+        per_epoch = batches_per_epoch(len(data), s.batch_size, accelerator.num_processes)
+        steps = schedule.total_steps(
+            niter=s.niter,
+            niter_decay=s.niter_decay,
+            batches_per_epoch=per_epoch,
+            grad_accum=s.grad_accum,
+            max_steps=s.max_steps,
+        )
+    except ValueError as e:  # gin re-raises through a proxy subclass, so test by kind, not by type
+        if isinstance(e, DataError):
+            raise
+        raise SettingsError(plain_message(e)) from None
     lr_G, lr_D, betas = schedule.optimizer_settings(s.lr, ttur=s.ttur, betas=s.betas)
     ema = copy.deepcopy(gan.G).eval().requires_grad_(False) if s.ema_decay is not None else None
     speed = SpeedOptions()  # channels_last / compile / fused Adam / cuDNN autotuning, all off by default
     speed.configure_backends(accelerator.device)
     for net in gan.named().values():
-        convert_sync_batchnorm(net, device_type=accelerator.device.type,
-                               num_processes=accelerator.num_processes)
+        convert_sync_batchnorm(
+            net, device_type=accelerator.device.type, num_processes=accelerator.num_processes
+        )
         speed.to_memory_format(net)
     objective = s.objective().to(accelerator.device)
     g_params = [*gan.G.parameters(), *(gan.E.parameters() if gan.E is not None else [])]
@@ -186,18 +200,50 @@ def make_accelerator(s: TrainSettings, run_dir: str | Path) -> Any:
 
 
 def check_settings(s: TrainSettings) -> None:
+    """Every `train.*` value checked for type and range; raises `SettingsError` naming the binding."""
     if s.mixed_precision is not None and s.mixed_precision not in MIXED_PRECISION:
-        choices = ", ".join(MIXED_PRECISION)
-        raise ValueError(f"train.mixed_precision = {s.mixed_precision!r}; choose one of {choices}")
-    for name in ("grad_accum", "D_steps_per_G", "batch_size"):
-        if getattr(s, name) < 1:
-            raise ValueError(f"train.{name} must be >= 1, got {getattr(s, name)}")
-    if s.ema_decay is not None and not 0 < s.ema_decay < 1:
-        raise ValueError(f"train.ema_decay must be in (0, 1) (e.g. 0.999) or None, got {s.ema_decay}")
-    if s.num_samples < 1:
-        raise ValueError(f"train.num_samples must be >= 1, got {s.num_samples}")
-    if s.keep_last is not None and s.keep_last < 1:
-        raise ValueError(f"train.keep_last must be >= 1 or None (keep all), got {s.keep_last}")
+        choices = ", ".join(repr(c) for c in MIXED_PRECISION)
+        raise SettingsError(
+            f"train.mixed_precision = {s.mixed_precision!r}; choose one of {choices} (or None: "
+            "accelerate launch's --mixed_precision)"
+        )
+    ints = {
+        "batch_size": 1,
+        "grad_accum": 1,
+        "D_steps_per_G": 1,
+        "num_samples": 1,
+        "niter": 0,
+        "niter_decay": 0,
+        "num_workers": 0,
+        "seed": None,
+        "log_every": 1,
+    }
+    optional_ints = {"max_steps": 1, "save_every": 1, "sample_every": 1, "keep_last": 1}
+    for name, low in [*ints.items(), *optional_ints.items()]:
+        value = getattr(s, name)
+        if value is None and name in optional_ints:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(
+                f"train.{name} = {value!r} is not a whole number; bind e.g. train.{name} = {max(low or 0, 1)}"
+            )
+        if low is not None and value < low:
+            none = " or None" if name in optional_ints else ""
+            macro = " (the BATCH_SIZE macro sets it)" if name == "batch_size" else ""
+            raise SettingsError(f"train.{name} = {value} must be >= {low}{none}; change the binding{macro}")
+    if isinstance(s.lr, bool) or not isinstance(s.lr, (int, float)) or not s.lr > 0:
+        raise SettingsError(f"train.lr = {s.lr!r} must be a positive number, e.g. 2e-4 (the LR macro)")
+    if s.betas is not None and (len(tuple(s.betas)) != 2 or not all(0 <= float(b) < 1 for b in s.betas)):
+        raise SettingsError(
+            f"train.betas = {s.betas!r} must be None or two numbers in [0, 1), e.g. (0.0, 0.9)"
+        )
+    if s.ema_decay is not None and not (isinstance(s.ema_decay, (int, float)) and 0 < s.ema_decay < 1):
+        raise SettingsError(f"train.ema_decay = {s.ema_decay!r} must be in (0, 1) (e.g. 0.999) or None")
+
+
+def plain_message(e: Exception) -> str:
+    """An error message without gin's "In call to configurable 'x' (<function x at 0x...>)" lines."""
+    return "\n".join(line for line in str(e).splitlines() if "In call to configurable" not in line).strip()
 
 
 def use_cpu_cores(num_processes: int, main: bool = True) -> int:
@@ -216,8 +262,10 @@ def use_cpu_cores(num_processes: int, main: bool = True) -> int:
         if share > 1:
             torch.set_num_threads(share)
             if main:
-                print(f"note: accelerate launch gave this CPU process 1 thread; using {share} "
-                      f"({share} cores per process). Set CONDGEN_CPU_THREADS=N to choose.")
+                print(
+                    f"note: accelerate launch gave this CPU process 1 thread; using {share} "
+                    f"({share} cores per process). Set CONDGEN_CPU_THREADS=N to choose."
+                )
     if main:
         note_idle_cores(num_processes)
     return torch.get_num_threads()
@@ -232,10 +280,12 @@ def note_idle_cores(num_processes: int) -> None:
     process OMP_NUM_THREADS=1 unless told otherwise, which halves the quickstart's speed on 2 cores."""
     threads, cores = torch.get_num_threads(), os.cpu_count() or 1
     if threads * num_processes < cores:
-        print(f"note: training on CPU with {threads} thread(s) x {num_processes} process(es) on {cores} "
-              f"cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); to use them all, pass "
-              f"`accelerate launch --num_cpu_threads_per_process {cores // num_processes}`, set "
-              f"CONDGEN_CPU_THREADS={cores // num_processes} or run `python experiments/run.py ...`")
+        print(
+            f"note: training on CPU with {threads} thread(s) x {num_processes} process(es) on {cores} "
+            f"cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}); to use them all, pass "
+            f"`accelerate launch --num_cpu_threads_per_process {cores // num_processes}`, set "
+            f"CONDGEN_CPU_THREADS={cores // num_processes} or run `python experiments/run.py ...`"
+        )
 
 
 def to_device(batch: dict, spec: DataSpec, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -243,9 +293,12 @@ def to_device(batch: dict, spec: DataSpec, device: torch.device) -> tuple[Tensor
     label = batch["label"].to(device, non_blocking=True)
     instance = batch.get("instance")
     seg = encode_labels(
-        label, spec.label_nc, contain_dontcare_label=spec.contain_dontcare_label,
+        label,
+        spec.label_nc,
+        contain_dontcare_label=spec.contain_dontcare_label,
         instance=instance.to(device, non_blocking=True) if instance is not None else None,
-        instance_edges=spec.instance_edges, source=f"batch of {batch.get('path', ['?'])[0]}",
+        instance_edges=spec.instance_edges,
+        source=f"batch of {batch.get('path', ['?'])[0]}",
     )
     return seg, batch["image"].to(device, non_blocking=True)
 
@@ -255,19 +308,33 @@ def checkpoint_state(run: Run, step: int, epoch: int) -> dict[str, Any]:
     s, acc = run.settings, run.accelerator
     names = enumerate(run.gan.named())
     files = {name: f"model_{i}.safetensors" if i else "model.safetensors" for i, name in names}
-    return {"step": step, "epoch": epoch, "num_processes": acc.num_processes, "batch_size": s.batch_size,
-            "grad_accum": s.grad_accum, "mixed_precision": acc.mixed_precision, "seed": s.seed,
-            "models": files, "spec": dataclasses.asdict(run.spec)}
+    return {
+        "step": step,
+        "epoch": epoch,
+        "num_processes": acc.num_processes,
+        "batch_size": s.batch_size,
+        "grad_accum": s.grad_accum,
+        "mixed_precision": acc.mixed_precision,
+        "seed": s.seed,
+        "models": files,
+        "spec": dataclasses.asdict(run.spec),
+    }
 
 
 def warn_layout_change(state: dict, run: Run) -> None:
     s = run.settings
-    now = {"num_processes": run.accelerator.num_processes, "batch_size": s.batch_size,
-           "grad_accum": s.grad_accum}
+    now = {
+        "num_processes": run.accelerator.num_processes,
+        "batch_size": s.batch_size,
+        "grad_accum": s.grad_accum,
+    }
     changed = [f"{k} {state.get(k)} -> {v}" for k, v in now.items() if state.get(k) != v]
     if changed and run.main:
-        log.warning("resuming with a different batch layout (%s): training continues, but the data order and "
-                    "random streams no longer match an uninterrupted run", ", ".join(changed))
+        log.warning(
+            "resuming with a different batch layout (%s): training continues, but the data order and "
+            "random streams no longer match an uninterrupted run",
+            ", ".join(changed),
+        )
 
 
 def replica_hashes(accelerator: Any, nets: list[nn.Module]) -> list[str]:

@@ -1,0 +1,27 @@
+"""Bad setting values: exit 2 and one message that names the binding and the fix, before any work."""
+
+import pytest
+
+from condgen.cli.gin_setup import main
+from tests.train.test_loop import TINY
+
+BAD = {
+    "train.mixed_precision = 'fp8'": "train.mixed_precision = 'fp8'",
+    "BATCH_SIZE = 0": "train.batch_size = 0 must be >= 1",
+    "train.lr = 'abc'": "train.lr = 'abc' must be a positive number",
+    "train.max_steps = 0": "train.max_steps = 0 must be >= 1 or None",
+    "train.save_every = 2.5": "train.save_every = 2.5 is not a whole number",
+    "SyntheticLandscapes.length = 1": "the dataset has 1 items but one global batch needs 2",
+    "SyntheticLandscapes.crop_size = 40": "crop_size=40",
+}
+
+
+@pytest.mark.parametrize("binding", sorted(BAD))
+def test_bad_value_exits_2_naming_it_before_any_work(binding, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["--gin", str(TINY), "--gin_bindings", binding, "--run_dir", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert BAD[binding] in err and err.startswith("error: ")
+    assert "Traceback" not in err and "<function" not in err and "In call to configurable" not in err
+    assert not run_dir.exists()  # nothing written: no config.gin, metrics.jsonl or tb/

@@ -123,9 +123,59 @@ def _parse(files: list[Path], bindings: list[str]) -> None:
     except OSError as e:
         raise ConfigError(f"{e}\n(include paths are relative to {GIN_DIR} or absolute)") from None
     except Exception as e:  # gin's parser: SyntaxError, tokenize errors, failed `import` statements
+        where = _locate_syntax_error(files, bindings)
+        if where:
+            msg = f"cannot parse the gin configuration: syntax error in {where} ({_reason(e)})"
+            raise ConfigError(msg) from None
         raise ConfigError(f"cannot parse the gin configuration: {type(e).__name__}: {e}") from None
     finally:
         logging.disable(logging.NOTSET)
+
+
+def _parses(text: str) -> bool:
+    from gin import config_parser
+
+    try:
+        for _ in config_parser.ConfigParser(text, gin.config.ParserDelegate(skip_unknown=True)):
+            pass
+    except Exception:
+        return False
+    return True
+
+
+def _first_bad_statement(text: str) -> tuple[int, str] | None:
+    """(line number, line) of the statement that breaks `text`, or None when it parses."""
+    lines = text.splitlines()
+    if _parses(text):
+        return None
+    starts = [i for i, line in enumerate(lines) if line.strip() and not line[0].isspace() and line[0] != "#"]
+    bad = starts[0] if starts else 0
+    for start in starts:  # the last statement whose preceding lines still parse is the broken one
+        if not _parses("\n".join(lines[:start])):
+            break
+        bad = start
+    return bad + 1, lines[bad] if lines else ""
+
+
+def _locate_syntax_error(files: list[Path], bindings: list[str]) -> str | None:
+    """Where a gin parse failed: the --gin_bindings string, or the file and line."""
+    from condgen.config import translate_legacy
+
+    for b in bindings:
+        if _first_bad_statement(b):
+            return f"--gin_bindings {b!r}"
+    for f in files:
+        found = _first_bad_statement(translate_legacy(Path(f).read_text())[0])
+        if found:
+            return f"{f}, line {found[0]}: {found[1].strip()!r}"
+    return None
+
+
+def _reason(e: Exception) -> str:
+    text = str(e)
+    if "EOF in multi-line statement" in text:
+        return "a bracket or quote is never closed"
+    return text.split("\n")[0]
 
 
 def _all_configurables() -> dict[str, Any]:

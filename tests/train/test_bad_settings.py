@@ -25,3 +25,21 @@ def test_bad_value_exits_2_naming_it_before_any_work(binding, tmp_path, capsys):
     assert BAD[binding] in err and err.startswith("error: ")
     assert "Traceback" not in err and "<function" not in err and "In call to configurable" not in err
     assert not run_dir.exists()  # nothing written: no config.gin, metrics.jsonl or tb/
+
+
+def test_a_gin_syntax_error_names_the_binding_or_the_file_and_line(tmp_path, capsys):
+    assert (
+        main(["--gin", str(TINY), "--gin_bindings", "SPADE.kernel_size = (3", "--run_dir", str(tmp_path)])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert (
+        "--gin_bindings 'SPADE.kernel_size = (3'" in err and "never closed" in err and "TokenError" not in err
+    )
+    bad = tmp_path / "bad.gin"
+    bad.write_text(
+        "include 'base/train.gin'\n# a comment\ntrain.seed = 1\nSPADE.kernel_size = (3\ntrain.lr = 1e-4\n"
+    )
+    assert main(["--gin", str(bad), "--run_dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, line 4: 'SPADE.kernel_size = (3'" in err

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO
+from tests.conftest import REPO, one_thread
 
+_one_thread = pytest.fixture(autouse=True)(one_thread)  # small tensors; the cores are shared
 OASIS_DIR = Path(os.environ.get("CONDGEN_OASIS_DIR", REPO.parent / "shared" / "fixtures" / "oasis"))
 
 

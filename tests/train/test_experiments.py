@@ -56,7 +56,8 @@ OASIS_CELLS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", sorted(OASIS_CELLS))
 def test_oasis_ablation_cell_trains(cell, roots, tmp_path):
-    parse_gin([GIN_DIR / f"{OASIS_CELLS[cell]}.gin", GIN_DIR / "ablations" / "oasis" / f"{cell}.gin"], TINY + roots)
+    files = [GIN_DIR / f"{OASIS_CELLS[cell]}.gin", GIN_DIR / "ablations" / "oasis" / f"{cell}.gin"]
+    parse_gin(files, TINY + roots)
     ckpt = train(tmp_path)
     state = json.loads((Path(ckpt) / "state.json").read_text())
     assert state["step"] == 2 and set(state["models"]) == {"G", "D"}

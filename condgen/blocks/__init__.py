@@ -1,3 +1,11 @@
 """Building blocks: norms, SPADE, conditional convolution, condition sources."""
 
-from condgen.blocks import cond_conv, condition, norm, semantic_embedding, spade, weight_pyramid  # noqa: F401
+from condgen.blocks import (  # noqa: F401
+    cond_conv,
+    condition,
+    noise,
+    norm,
+    semantic_embedding,
+    spade,
+    weight_pyramid,
+)

@@ -4,6 +4,8 @@ from condgen.networks import (  # noqa: F401
     ccfpse_generator,
     fpse_discriminator,
     generator,
+    oasis_discriminator,
+    oasis_generator,
     patch_discriminator,
     spade_generator,
     vae_encoder,

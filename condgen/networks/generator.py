@@ -60,6 +60,15 @@ SCHEDULES: dict[str, tuple[Stage, ...]] = {
     "normal": _SPADE_NORMAL,
     "more": _SPADE_MORE,  # Cityscapes: G_middle_1 upsamples too
     "most": (*_SPADE_MORE, Stage("up_4", 1, 0.5, True)),
+    # OASIS (Sec. 3.3, official `body.0..5`): 6 blocks, 7 widths 16,16,16,8,4,2,1 x ngf, x2 after blocks 0-4
+    "oasis": (
+        Stage("body_0", 16, 16, False),
+        Stage("body_1", 16, 16, True),
+        Stage("body_2", 16, 8, True),
+        Stage("body_3", 8, 4, True),
+        Stage("body_4", 4, 2, True),
+        Stage("body_5", 2, 1, True),
+    ),
 }
 
 
@@ -111,7 +120,8 @@ class Generator(nn.Module):
         z_dim: latent size when `use_vae`.
         use_vae: True: `fc` maps a latent z (the VAE encoder's, or N(0, I) when none is given),
             the official `--use_vae`; False: `fc` convolves the nearest-downsampled label input.
-        num_upsampling_layers: the schedule, a key of `SCHEDULES`: 'normal' | 'more' (Cityscapes) | 'most'.
+        num_upsampling_layers: the schedule, a key of `SCHEDULES`: 'normal' | 'more' (Cityscapes) | 'most'
+            | 'oasis' (OASIS's 6 blocks).
         block: residual block class, called as `block(in_ch, out_ch, cond_nc)`.
         condition: condition source class, called as `condition(semantic_nc, num_levels=..., ngf=ngf)`.
     """

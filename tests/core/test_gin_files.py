@@ -19,6 +19,7 @@ CELLS = sorted(str(p.relative_to(GIN)) for p in (GIN / "ablations").rglob("*.gin
 TINY = [
     "SPADEGenerator.ngf = 4", "CCFPSEGenerator.ngf = 4", "VAEEncoder.ngf = 4",
     "MultiscalePatchDiscriminator.ndf = 4", "FPSEDiscriminator.ndf = 4",
+    "OASISGenerator.ngf = 4", "OASISDiscriminator.ndf = 4", "NoiseCondition.z_dim = 8",
     "SPADE.hidden = 8", "CCResBlock.hidden = 8",
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "CustomFolder.crop_size = 64",
     "Cityscapes.crop_size = 128", "SyntheticLandscapes.crop_size = 64", "SyntheticLandscapes.length = 4",
@@ -61,6 +62,11 @@ def _build_and_run(files: list[str], roots: dict) -> dict:
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_builds_and_runs(experiment, roots):
     out = _build_and_run([experiment], roots)
+    if experiment.startswith("oasis"):
+        assert (out["G"], out["D"], out["E"]) == ("OASISGenerator", "OASISDiscriminator", False)
+        assert type(out["gan"].G.condition).__name__ == "NoiseCondition"
+        assert gin.query_parameter("train.objective").selector == "OASISObjective"
+        return
     expect_ccfpse = experiment.startswith("ccfpse")
     assert out["G"] == ("CCFPSEGenerator" if expect_ccfpse else "SPADEGenerator")
     assert out["D"] == ("FPSEDiscriminator" if expect_ccfpse else "MultiscalePatchDiscriminator")
@@ -72,17 +78,21 @@ def test_experiment_builds_and_runs(experiment, roots):
 @pytest.mark.parametrize("cell", CELLS)
 def test_ablation_cell_builds_and_runs(cell, roots):
     base = "ccfpse_coco.gin" if "ccfpse_table2" in cell else "spade_ade20k.gin"
+    if cell.startswith("oasis/") and "spade_3d_noise" not in cell:
+        base = "oasis_ade20k.gin"
     out = _build_and_run([base, cell], roots)
     text = (GIN / cell).read_text()
-    for name in ("SPADEGenerator", "CCFPSEGenerator"):
+    for name in ("SPADEGenerator", "CCFPSEGenerator", "OASISGenerator"):
         if f"build_gan.generator = @{name}" in text:
             assert out["G"] == name
-    for name in ("MultiscalePatchDiscriminator", "FPSEDiscriminator"):
+    for name in ("MultiscalePatchDiscriminator", "FPSEDiscriminator", "OASISDiscriminator"):
         if f"build_gan.discriminator = @{name}" in text:
             assert out["D"] == name
     G = out["gan"].G
     if "FeaturePyramidCondition" in text:
         assert type(G.condition).__name__ == "FeaturePyramidCondition"
+    if "NoiseCondition" in text:
+        assert type(G.condition).__name__ == "NoiseCondition" and G.condition.cond_nc == 8 + G.semantic_nc
     if "LabelMapCondition" in text:
         assert type(G.condition).__name__ == "LabelMapCondition"
     if "kernel_size = 5" in text:

@@ -8,10 +8,12 @@ import pytest
 from condgen.cli.gin_setup import GIN_DIR, parse_gin
 from condgen.train.loop import train
 
-EXPERIMENTS = sorted(p.stem for p in GIN_DIR.glob("*_*.gin") if p.stem.split("_")[0] in ("spade", "ccfpse"))
+FAMILIES = ("spade", "ccfpse", "oasis")
+EXPERIMENTS = sorted(p.stem for p in GIN_DIR.glob("*_*.gin") if p.stem.split("_")[0] in FAMILIES)
 TINY = [
     "SPADEGenerator.ngf = 4", "SPADE.hidden = 8", "CCFPSEGenerator.ngf = 4", "VAEEncoder.ngf = 4",
     "MultiscalePatchDiscriminator.ndf = 4", "FPSEDiscriminator.ndf = 4",
+    "OASISGenerator.ngf = 4", "OASISDiscriminator.ndf = 4", "NoiseCondition.z_dim = 8",
     "Pix2PixHDObjective.lambda_vgg = 0.0",
     "BATCH_SIZE = 2", "train.max_steps = 2", "train.num_samples = 2", "train.progress = False",
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "Cityscapes.crop_size = 128",  # 'more' needs 128
@@ -29,8 +31,8 @@ def roots(tmp_path_factory) -> list[str]:
             f"CITYSCAPES_ROOT = '{paths['cityscapes']}'"]
 
 
-def test_all_six_experiments_are_found():
-    assert len(EXPERIMENTS) == 6, EXPERIMENTS
+def test_all_nine_experiments_are_found():
+    assert len(EXPERIMENTS) == 9, EXPERIMENTS
 
 
 @pytest.mark.slow
@@ -42,3 +44,27 @@ def test_experiment_trains(name, roots, tmp_path):
     assert state["step"] == 2
     assert set(state["models"]) == ({"G", "D", "E"} if "ccfpse" in name else {"G", "D"})
     assert state["spec"]["label_nc"] == {"coco": 182, "ade20k": 150, "cityscapes": 35}[name.split("_")[1]]
+
+
+# OASIS ablation cells that change the networks or the objective, each stacked on its experiment (2 steps).
+OASIS_CELLS = {
+    "spade_g__oasis_d": "oasis_ade20k", "oasis_g__mspatch_d": "oasis_ade20k", "no_labelmix": "oasis_ade20k",
+    "no_class_balancing": "oasis_ade20k", "no_3d_noise": "oasis_ade20k", "spade_3d_noise": "spade_ade20k",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", sorted(OASIS_CELLS))
+def test_oasis_ablation_cell_trains(cell, roots, tmp_path):
+    files = [GIN_DIR / f"{OASIS_CELLS[cell]}.gin", GIN_DIR / "ablations" / "oasis" / f"{cell}.gin"]
+    parse_gin(files, TINY + roots)
+    ckpt = train(tmp_path)
+    state = json.loads((Path(ckpt) / "state.json").read_text())
+    assert state["step"] == 2 and set(state["models"]) == {"G", "D"}
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    terms = set(metrics[-1])
+    if "mspatch" in cell or cell == "spade_3d_noise":
+        assert {"G_GAN", "D_fake", "D_real"} <= terms and "D_labelmix" not in terms
+    else:
+        assert {"G_adv", "D_fake", "D_real"} <= terms
+        assert ("D_labelmix" in terms) == (cell != "no_labelmix")

@@ -104,6 +104,7 @@ def train(
     mixed_precision: str | None = None,
     grad_accum: int = 1,
     ema_decay: float | None = None,
+    ema_bn_batches: int = 0,
     seed: int = 0,
     save_every: int | None = 5000,
     keep_last: int | None = 3,
@@ -134,6 +135,8 @@ def train(
             `accelerate launch --mixed_precision` (default 'no').
         grad_accum: micro-batches per update (an update = one G step and one D step on all of them).
         ema_decay: keep an exponential moving average of G with this decay (e.g. 0.999); samples then use it.
+        ema_bn_batches: before every sample grid and checkpoint, re-estimate the EMA generator's BatchNorm
+            statistics on this many training batches (OASIS: 51; `condgen.train.ema`); 0 keeps G's.
         seed: seeds initialisation, data order, augmentation and noise.
         save_every, keep_last: checkpoint every so many steps (and at the end); keep the newest K.
         sample_every, num_samples: write a label | real | fake grid of the first items every so many steps.
@@ -214,12 +217,18 @@ def train(
             t_log, last_logged = now, done
             log_step(run, metrics, bar, done, where.epoch, factor, values, ips)
         bar.update(1)
-        if schedule.is_due(done, s.sample_every, run.steps) and run.main:
+        sample_due = schedule.is_due(done, s.sample_every, run.steps) and run.main
+        save_due = schedule.is_due(done, s.save_every, run.steps)
+        if (sample_due or save_due) and run.ema is not None and s.ema_bn_batches:
+            _recalibrate_ema(run, done)
+        if sample_due:
             write_samples(run, run_dir, done, fixed)
-        if schedule.is_due(done, s.save_every, run.steps):
+        if save_due:
             final = save(done, where.epoch)
     bar.close()
     if start < run.steps and (final is None or read_state(final)["step"] != run.steps):  # the end is saved
+        if run.ema is not None and s.ema_bn_batches:
+            _recalibrate_ema(run, run.steps)
         final = save(run.steps, schedule.Progress(run.steps, s.grad_accum, run.per_epoch).epoch)
     nets = [run.step.G, run.step.D] + ([run.step.E] if run.step.E is not None else [])
     hashes = replica_hashes(acc, nets)
@@ -257,6 +266,22 @@ def _ema_update(ema: nn.Module, net: nn.Module, decay: float) -> None:
     torch._foreach_lerp_(ema_params, [p.detach() for p in params], 1 - decay)
     for b_ema, b in zip(ema.buffers(), net.buffers(), strict=True):  # BN statistics, spectral-norm vectors
         b_ema.copy_(b)
+
+
+def _recalibrate_ema(run: Any, step: int) -> None:
+    """OASIS's EMA BatchNorm re-estimation on training batches of their own stream: neither the training
+    data order nor its random stream changes (a resumed run stays exact)."""
+    from condgen.train.data import item_seed
+    from condgen.train.ema import recalibrate_batchnorm
+
+    s = run.settings
+    loader = make_loader(run.data, s.batch_size, num_processes=run.accelerator.num_processes,
+                         process_index=run.accelerator.process_index, seed=item_seed(s.seed, step, 51))
+    device = run.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(item_seed(s.seed, step))
+        batches = (run.to_device(b)[0] for b in loader)
+        recalibrate_batchnorm(run.ema, batches, num_batches=s.ema_bn_batches)
 
 
 def _check_finite(accelerator: Any, losses: dict[str, Tensor], step: int, epoch: int, run_dir: Path) -> dict:

@@ -56,6 +56,7 @@ class TrainSettings:
     mixed_precision: str | None = None
     grad_accum: int = 1
     ema_decay: float | None = None
+    ema_bn_batches: int = 0
     seed: int = 0
     save_every: int | None = 5000
     keep_last: int | None = 3

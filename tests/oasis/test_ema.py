@@ -90,3 +90,31 @@ def test_any_generator_with_batch_norm():
     before = G.head_0.norm_0.param_free_norm.running_mean.clone()
     recalibrate_batchnorm(G, segs(2))
     assert not torch.equal(G.head_0.norm_0.param_free_norm.running_mean, before)
+
+
+def test_the_loop_recalibrates_the_ema_generator_without_touching_training(tmp_path):
+    from safetensors.torch import load_file
+
+    from condgen.cli.gin_setup import parse_gin
+    from condgen.train.loop import train
+    from condgen.train.report import read_metrics
+    from tests.train.test_loop import TINY
+
+    runs = {}
+    for k in (0, 2):
+        parse_gin([TINY], ["train.max_steps = 2", "train.ema_decay = 0.5", f"train.ema_bn_batches = {k}"])
+        ckpt = train(tmp_path / str(k))
+        runs[k] = (
+            read_metrics(tmp_path / str(k) / "metrics.jsonl"),
+            load_file(str(ckpt / "ema.safetensors")),
+            load_file(str(ckpt / "model.safetensors")),
+        )
+
+    def losses(records):
+        return [{k: v for k, v in r.items() if k not in ("time", "images_per_s")} for r in records]
+
+    assert losses(runs[0][0]) == losses(runs[2][0])  # the training stream is untouched
+    stats = [k for k in runs[0][1] if k.endswith("running_mean")]
+    assert stats
+    assert any(not runs[0][1][k].equal(runs[2][1][k]) for k in stats)  # the EMA's statistics: re-estimated
+    assert all(runs[0][2][k].equal(runs[2][2][k]) for k in runs[0][2])  # G itself is the same

@@ -127,7 +127,7 @@ def test_ade20k_csail_recipe(runs, hub, tmp_path):
 
 
 def test_cityscapes_through_the_command_line(runs, hub, tmp_path, capsys):
-    from condgen.eval.cli import main
+    from condgen.cli.eval import main
 
     out = tmp_path / "city.json"
     weights = str(hub["paths"]["drn_d105_cityscapes"][0])
@@ -196,7 +196,7 @@ def test_missing_weights_name_the_file_url_size_and_destination(tmp_path, monkey
 
 
 def test_missing_weights_through_condgen_eval(runs, tmp_path, monkeypatch, capsys):
-    from condgen.eval.cli import main
+    from condgen.cli.eval import main
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     code = main([str(runs["CocoStuff"]), "--num_images", "2", "--random_inception", "--cache", str(tmp_path)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from condgen.ops.label_conv import label_layout
 from condgen.registry import register
 
 
@@ -32,6 +33,7 @@ class LabelMapCondition(nn.Module):
         self.num_levels = num_levels
 
     def forward(self, seg: Tensor) -> list[Tensor]:
+        label_layout(seg, what="the label map")  # ids found once per forward, shared by every layer
         return [seg]
 
 

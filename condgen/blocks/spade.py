@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.norm import get_param_free_norm, spectral_norm
-from condgen.ops.label_conv import conv_labels
+from condgen.ops.label_conv import shared_then
 from condgen.registry import register
 from condgen.utils import LayerType
 
@@ -54,11 +54,10 @@ class SPADE(nn.Module):
     def forward(self, x: Tensor, seg: Tensor) -> Tensor:
         """x: (b, norm_nc, h, w); seg: (b, label_nc, H, W), resized to (h, w) with nearest."""
         x_hat = self.param_free_norm(x)
-        # = mlp_shared(F.interpolate(seg, x's size, nearest)); the one-hot channels label-sparse
-        # (condgen.ops.label_conv, gin `label_sparse.mode`): a gather by label id, one id map per size
-        shared, relu = self.mlp_shared
-        actv = relu(conv_labels(shared, seg, x.shape[-2:]))
-        gamma, beta = self.mlp_gamma(actv), self.mlp_beta(actv)
+        # actv = mlp_shared(F.interpolate(seg, x's size, nearest)), its one-hot channels label-sparse
+        # (condgen.ops.label_conv, gin `label_sparse.mode`: a gather by label id, one id map per size; actv
+        # is then recomputed in backward rather than kept); gamma, beta = mlp_gamma(actv), mlp_beta(actv)
+        gamma, beta = shared_then(*self.mlp_shared, (self.mlp_gamma, self.mlp_beta), seg, x.shape[-2:])
         return x_hat * (1 + gamma) + beta
 
 

@@ -93,7 +93,7 @@ def _tap_indices(ids: Tensor, num_labels: int, k: tuple[int, int], stride: tuple
         for kx in range(kw):
             t = ky * kw + kx
             tap = padded[:, ky : ky + sh * (ho - 1) + 1 : sh, kx : kx + sw * (wo - 1) + 1 : sw]
-            torch.add(tap, t * (num_labels + 1), out=idx[..., t])
+            idx[..., t].copy_(tap).add_(t * (num_labels + 1))  # in int64: uint8 ids would wrap
     return idx.view(-1, kh * kw), (ho, wo)
 
 

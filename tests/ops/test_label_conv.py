@@ -51,12 +51,16 @@ def test_op_matches_dense_conv_and_gradcheck(k, stride, padding):
         assert torch.autograd.gradgradcheck(lambda w: label_conv2d(small, w, None, 1, 1), (w[:2, :, :, :],))
 
 
-def test_fp32_within_round_off_and_int16_ids():
-    ids = torch.randint(0, 300, (1, 12, 12))
-    w = torch.randn(8, 300, 3, 3, requires_grad=True)
-    want = F.conv2d(F.one_hot(ids, 300).permute(0, 3, 1, 2).float(), w, None, 1, 1)
-    got = label_conv2d(ids.to(torch.int16), w, None, 1, 1)
+@pytest.mark.parametrize(("nc", "dtype"), [(184, torch.uint8), (300, torch.int16)])
+def test_fp32_within_round_off_for_coco_sized_and_int16_ids(nc, dtype):
+    ids = torch.randint(0, nc, (2, 12, 12))
+    w = torch.randn(8, nc, 3, 3, requires_grad=True)
+    want = F.conv2d(F.one_hot(ids, nc).permute(0, 3, 1, 2).float(), w, None, 1, 1)
+    got = label_conv2d(ids.to(dtype), w, None, 1, 1)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(want)
+    torch.testing.assert_close(torch.autograd.grad(got, w, g)[0], torch.autograd.grad(want, w, g)[0],
+                               rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

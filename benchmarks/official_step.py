@@ -82,7 +82,8 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.official / "models" / "pix2pix_model.py").is_file():
         raise SystemExit(f"{args.official} is not a checkout of the official code (no "
-                         "models/pix2pix_model.py); git clone https://github.com/NVlabs/SPADE (or xh-liu/CC-FPSE) first")
+                         "models/pix2pix_model.py); git clone https://github.com/NVlabs/SPADE "
+                         "(or xh-liu/CC-FPSE) first")
     torch.set_num_threads(args.threads)
     from benchmarks.harness import Config, Setup, miniature_coco
     from condgen.convert.keys import load_official_state

@@ -20,10 +20,12 @@ to fp32 round-off (the sums run in another order).
   channels by `label_conv2d`, the other channels (instance edges, features) by dense convs with their slices
   of the weight; plain `conv(...)` when the switch is off or `x` is not a label map.
 
-The switch (gin): `label_sparse.mode = 'auto'` (default: label-sparse where the map is exactly one-hot,
-dense otherwise, saying so once), `'on'` (a map that is not exactly one-hot is an error) or `'off'` (dense,
-the official computation). `use_label_sparse(mode)` sets it for a `with` block; the environment variable
-`CONDGEN_LABEL_SPARSE` for a process (CI runs the parity tests with 'on' and 'off').
+The switch (gin): `label_sparse.mode = 'auto'` (default: label-sparse where the map is exactly one-hot
+with at least `AUTO_MIN_LABELS` label channels; a map that is not exactly one-hot stays dense, saying so
+once), `'on'` (label-sparse wherever the map is exactly one-hot, whatever its label count; the same
+fallback) or `'off'` (dense, the official computation). `use_label_sparse(mode)` sets it for a `with`
+block; the environment variable `CONDGEN_LABEL_SPARSE` for a process (CI runs the parity tests with
+'on' and 'off').
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -38,6 +41,7 @@ import gin
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.multiprocessing.reductions import StorageWeakRef
 
 log = logging.getLogger("condgen.ops")
 
@@ -186,14 +190,32 @@ class LabelLayout:
         return self._sizes[size]
 
 
+# Layouts also by storage, weakly: autograd hands saved tensors back as new tensor objects sharing the storage
+# (activation checkpointing re-runs the heads on those), which carry no attribute.
+_BY_STORAGE: dict[tuple, tuple[StorageWeakRef, int, weakref.ref]] = {}
+
+
+def _key(x: Tensor) -> tuple:
+    return (x.device, x.untyped_storage().data_ptr(), x.storage_offset(), tuple(x.shape), x.stride(), x.dtype)
+
+
 def _attach(x: Tensor, layout: LabelLayout | None) -> None:
     setattr(x, _ATTR, (x._version, layout if layout is not None else False))
+    for k in [k for k, (ref, _, lay) in _BY_STORAGE.items() if ref.expired() or lay() is None]:
+        del _BY_STORAGE[k]
+    if layout is not None:
+        _BY_STORAGE[_key(x)] = (StorageWeakRef(x.untyped_storage()), x._version, weakref.ref(layout))
 
 
 def _attached(x: Tensor) -> LabelLayout | bool | None:
     """The layout attached to x (False: known not to be a label map), None when unknown or x changed."""
     entry = getattr(x, _ATTR, None)
-    if entry is None or entry[0] != x._version:
+    if entry is None:
+        known = _BY_STORAGE.get(_key(x))
+        if known is None or known[0].expired() or known[1] != x._version:
+            return None
+        return known[2]() or None
+    if entry[0] != x._version:
         return None
     return entry[1]
 
@@ -224,9 +246,6 @@ def _detect(x: Tensor) -> tuple[LabelLayout | None, str]:
 
 
 def _fallback(what: str, why: str) -> None:
-    if label_sparse_mode() == "on":
-        raise ValueError(f"label_sparse.mode = 'on' but {what} {why}; use 'auto' to fall back to dense "
-                         "convolutions there")
     if not _warned:
         _warned.append(what)
         log.warning("label-sparse convolutions: %s %s; using dense convolutions for it (this message is "
@@ -237,19 +256,31 @@ def _fallback(what: str, why: str) -> None:
 def label_layout(x: Tensor, *, detect: bool = True, what: str = "a condition map") -> LabelLayout | None:
     """The layout of x: attached by `cat_labels` / an earlier call, else detected (`detect`), else None.
 
-    None also when the switch is off. A detection that fails falls back (message once; error with 'on').
+    None also when the switch is off. A detection that fails falls back (one message per process).
     """
-    if label_sparse_mode() == "off":
+    mode = label_sparse_mode()
+    if mode == "off":
         return None
     known = _attached(x)
     if known is not None:
-        return known or None
+        return _worth(known or None, mode)
     if not detect:
         return None
     layout, why = _detect(x)
     _attach(x, layout)
     if layout is None:
         _fallback(what, why)
+    return _worth(layout, mode)
+
+
+# 'auto' leaves maps with fewer label channels than this to the dense conv (a heuristic: with a handful of
+# channels the dense conv is about as cheap as the gather; not measured finely)
+AUTO_MIN_LABELS = 8
+
+
+def _worth(layout: LabelLayout | None, mode: str) -> LabelLayout | None:
+    if layout is None or (mode == "auto" and layout.num_labels < AUTO_MIN_LABELS):
+        return None
     return layout
 
 

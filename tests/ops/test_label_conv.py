@@ -86,7 +86,13 @@ def test_conv_labels_with_edges_features_and_resize(channels_last):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
 
 
-def test_layout_detection_ids_and_nearest_resize():
+@pytest.fixture
+def _on():
+    with use_label_sparse("on"):
+        yield
+
+
+def test_layout_detection_ids_and_nearest_resize(_on):
     seg = _seg(size=16)
     layout = label_layout(seg)
     assert layout.num_labels == 6 and layout.channels == 7 and layout.ids.dtype == torch.uint8
@@ -105,15 +111,18 @@ def test_soft_labels_fall_back_with_one_message(caplog):
         for _ in range(3):
             soft = torch.rand(2, 7, 8, 8)
             torch.testing.assert_close(conv_labels(conv, soft), conv(soft))
+        with use_label_sparse("on"):
+            soft = torch.rand(2, 7, 8, 8)
+            torch.testing.assert_close(conv_labels(conv, soft), conv(soft))
     assert sum("not an exactly one-hot" in r.message for r in caplog.records) == 1
-    with use_label_sparse("on"), pytest.raises(ValueError, match="not an exactly one-hot"):
-        conv_labels(conv, torch.rand(2, 7, 8, 8))
+    with use_label_sparse("auto"):  # 'auto' leaves maps with few label channels dense, 'on' does not
+        assert label_layout(_seg(nc=6)) is None and label_layout(_seg(nc=8)) is not None
     almost = _seg()
     almost[0, (int(almost[0, :6, 0, 0].argmax()) + 1) % 6, 0, 0] = 1e-9  # one value off: not one-hot
     assert label_layout(almost) is None
 
 
-def test_switch_off_and_in_place_change_and_label_gradients():
+def test_switch_off_and_in_place_change_and_label_gradients(_on):
     seg = _seg()
     with use_label_sparse("off"):
         assert label_layout(seg) is None
@@ -214,3 +223,11 @@ def test_torch_compile_keeps_the_sparse_path(monkeypatch):
         got = torch.compile(block, backend="eager")(x, seg.clone())
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     assert len(calls) == 3
+
+
+def test_checkpointed_heads_keep_the_sparse_path():
+    torch.manual_seed(0)
+    seg = _seg(size=32, nc=10)
+    block = lambda i, o, c: CCResBlock(i, o, c, hidden=8, checkpoint_heads=True)  # noqa: E731
+    fn = lambda: CCFPSEGenerator(11, crop_size=32, ngf=4, use_vae=False, block=block)  # noqa: E731
+    _close(_step(fn, "on", [seg]), _step(fn, "off", [seg]), 1e-4)

@@ -39,6 +39,8 @@ class Config:
         speed: `SpeedOptions` field values (channels_last, compile, fused_adam, cudnn_benchmark, pin_memory).
         num_workers: DataLoader workers.
         extra: further gin bindings (e.g. smaller heads for smoke tests).
+        label_sparse: the label-sparse switch for this configuration ('auto' | 'on' | 'off'), set around
+            each of its steps (not through gin: interleaved configurations share one gin state).
     """
 
     model: str
@@ -52,6 +54,7 @@ class Config:
     speed: tuple[tuple[str, Any], ...] = ()
     num_workers: int = 0
     extra: tuple[str, ...] = ()
+    label_sparse: str = "auto"
 
     def bindings(self, root: Path) -> list[str]:
         gen = "SPADEGenerator" if self.model == "spade" else "CCFPSEGenerator"
@@ -160,7 +163,13 @@ class Setup:
     def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         from condgen.train.loop import discriminator_step, generator_step
 
-        return generator_step(self.ctx, [batch]) | discriminator_step(self.ctx, [batch])
+        with self.switch():
+            return generator_step(self.ctx, [batch]) | discriminator_step(self.ctx, [batch])
+
+    def switch(self) -> contextlib.AbstractContextManager:
+        from condgen.ops.label_conv import use_label_sparse
+
+        return use_label_sparse(self.cfg.label_sparse)
 
     def parameters(self) -> list[torch.Tensor]:
         """Everything that is not activation memory: weights, buffers, optimiser state."""
@@ -206,7 +215,8 @@ def measure_many(cfgs: list[Config], device: torch.device, *, steps: int = 3, wa
                 times[k]["step"].append(t_step)
     results = []
     for cfg, s, t, batch in zip(cfgs, setups, times, batches, strict=True):
-        r = {"step_s": statistics.median(t["step"]), "data_s": statistics.median(t["data"])}
+        r = {"step_s": statistics.median(t["step"]), "data_s": statistics.median(t["data"]),
+             "step_times": list(t["step"])}
         r["images_per_s"] = cfg.batch / (r["step_s"] + r["data_s"])
         if memory:
             r |= _memory(s, batch, device)
@@ -229,7 +239,7 @@ def _memory(s: Setup, batch: Any, device: torch.device) -> dict[str, float]:
     if s.speed.compile:  # a dispatch mode would force recompilation; not measured
         return {"peak_gib": float("nan"), "g_saved_gib": float("nan")}
     keep = s.parameters() + list(batch)
-    with MemoryMeter(ignore=keep) as meter:
+    with s.switch(), MemoryMeter(ignore=keep) as meter:
         _, g_saved = saved_tensor_bytes(lambda: generator_step(s.ctx, [batch]), exclude=keep)
         discriminator_step(s.ctx, [batch])
     return {"peak_gib": meter.peak / 2**30, "g_saved_gib": g_saved / 2**30}
@@ -273,11 +283,17 @@ def _shares(s: Setup, batch: Any, repeat: int = 2) -> dict[str, float]:
     parts = {"G": g_part, "D": d_part, "VGG": vgg_part, "optim": opt_part}
     out = {}
     for name, fn in parts.items():
+        fn = lambda fn=fn: _switched(s, fn)  # noqa: E731
         fn()  # warm-up (and compilation of new shapes)
         out[f"{name}_s"] = statistics.median(_timed(fn) for _ in range(repeat))
     for opt in (ctx.opt_G, ctx.opt_D):
         opt.zero_grad(set_to_none=True)
     return out
+
+
+def _switched(s: Setup, fn) -> None:
+    with s.switch():
+        fn()
 
 
 def _flatten(obj: Any) -> list[torch.Tensor]:

@@ -3,6 +3,9 @@
     python -m benchmarks.train_step                 # CPU: paper configurations scaled to fit (see --help)
     python -m benchmarks.train_step --preset h100   # one GPU: 256 px, ngf/ndf 64, SPADE batch 32,
                                                     # CC-FPSE the largest batch that fits per variant
+    python -m benchmarks.train_step --official PATH # against a checkout of the official code, side by side
+                                                    # (benchmarks/official_step.py; label-sparse on/off:
+                                                    # python -m benchmarks.label_sparse step)
 
 Variants: 'official' (CC-FPSE only) = fp32, no options, the unfold op of the official code; 'condgen fp32' =
 the lean op, no options (for SPADE the official computation: its baseline); 'condgen fast' = bf16 autocast
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 import torch
 
@@ -68,6 +72,10 @@ def _measure_or_oom(cfg: Config, device: torch.device, steps: int) -> dict | Non
 
 
 def main() -> None:
+    if "--official" in sys.argv:  # side by side with the official code: its own module and options
+        from benchmarks import official_step
+
+        return official_step.main()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", choices=["cpu", "h100"], default=None,
                     help="cpu: 64 px, ngf/ndf 32, batch 2; h100: 256 px, ngf/ndf 64, batch 32 (SPADE)")

@@ -8,6 +8,7 @@ checkpoints load without renames. Deviations: the conditional conv uses the lean
 same number whenever in >= out, which holds for every official block); the three BatchNorms the official
 block builds but never uses are kept frozen behind `official_unused_bn` (see `CCResBlock`); `checkpoint_heads`
 recomputes the predicted kernels and gates in backward instead of keeping them (activation checkpointing).
+The heads' first convs read the label channels of the condition label-sparse (`condgen.ops.label_conv`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from condgen.blocks.norm import batch_norm, spectral_norm
 from condgen.blocks.spade import SPADE
 from condgen.ops.cond_depthwise import cond_depthwise_conv2d
+from condgen.ops.label_conv import conv_labels, label_layout
 from condgen.registry import register
 
 
@@ -31,6 +33,14 @@ def unused_batch_norm(num_features: int) -> nn.BatchNorm2d:
     bn = batch_norm(num_features)
     bn.requires_grad_(False)
     return bn
+
+
+def run_head(head: nn.Sequential, cond: Tensor, size: tuple[int, int]) -> Tensor:
+    """`head(F.interpolate(cond, size, mode='nearest'))`; its first conv reads the label channels sparse."""
+    out = conv_labels(head[0], cond, size)
+    for layer in list(head)[1:]:
+        out = layer(out)
+    return out
 
 
 def prediction_head(cond_nc: int, hidden: int, out_ch: int, *, gate: bool = False) -> nn.Sequential:
@@ -138,7 +148,7 @@ class CCResBlock(nn.Module):
                 f"CCResBlock built for {self.cond_nc} condition channels got {cond.shape[1]}; the generator "
                 "passes its condition source's cond_nc (labels, + pyramid width with FeaturePyramidCondition)"
             )
-        if cond.shape[-2:] != x.shape[-2:]:
+        if cond.shape[-2:] != x.shape[-2:] and label_layout(cond) is None:  # label-sparse: resized per conv
             cond = F.interpolate(cond, size=x.shape[-2:], mode="nearest")
         x_s = self.shortcut(x, cond)
         run = self._checkpointed if self.checkpoint_heads and torch.is_grad_enabled() else self._direct
@@ -150,11 +160,11 @@ class CCResBlock(nn.Module):
 
     @staticmethod
     def _cond_conv(x: Tensor, cond: Tensor, conv: nn.Module, head: nn.Module) -> Tensor:
-        return conv(x, head(cond))
+        return conv(x, run_head(head, cond, x.shape[-2:]))
 
     @staticmethod
     def _gate(x: Tensor, cond: Tensor, head: nn.Module) -> Tensor:
-        return x * head(cond)
+        return x * run_head(head, cond, x.shape[-2:])
 
     @staticmethod
     def _direct(fn, *args):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from condgen.ops.label_conv import label_layout
 from condgen.registry import register
 
 
@@ -60,6 +61,7 @@ class LabelMapCondition(ConditionSource):
         self.num_levels = num_levels
 
     def forward(self, seg: Tensor) -> list[Tensor]:
+        label_layout(seg, what="the label map")  # ids found once per forward, shared by every layer
         return [seg]
 
 

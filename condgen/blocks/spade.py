@@ -1,9 +1,11 @@
 """SPADE: spatially-adaptive denormalisation (SPADE, Sec. 3, Eq. 1), and the SPADE residual block.
 
 `x_hat * (1 + gamma(seg)) + beta(seg)`: a parameter-free norm, then a per-pixel, per-channel affine
-map predicted from the label map by a small conv net. Differences from the official layer: hidden width
-and kernel size are arguments (official: 128 and a one-digit kernel parsed from a string). Module names
-(`mlp_shared`, `conv_0/1/s`, `norm_0/1/s`) are the official ones, so checkpoints load by key.
+map predicted from the label map by a small conv net. The shared conv reads the label map label-sparse
+(`condgen.ops.label_conv`: same numbers, by gathering weights by label id). Differences from the official
+layer: hidden width and kernel size are arguments (official: 128 and a one-digit kernel parsed from a
+string). Module names (`mlp_shared`, `conv_0/1/s`, `norm_0/1/s`) are the official ones, so checkpoints
+load by key.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.norm import get_param_free_norm, spectral_norm
+from condgen.ops.label_conv import shared_then
 from condgen.registry import register
 from condgen.utils import LayerType
 
@@ -51,10 +54,10 @@ class SPADE(nn.Module):
     def forward(self, x: Tensor, seg: Tensor) -> Tensor:
         """x: (b, norm_nc, h, w); seg: (b, label_nc, H, W), resized to (h, w) with nearest."""
         x_hat = self.param_free_norm(x)
-        if seg.shape[-2:] != x.shape[-2:]:
-            seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
-        actv = self.mlp_shared(seg)
-        gamma, beta = self.mlp_gamma(actv), self.mlp_beta(actv)
+        # actv = mlp_shared(F.interpolate(seg, x's size, nearest)), its one-hot channels label-sparse
+        # (condgen.ops.label_conv, gin `label_sparse.mode`: a gather by label id, one id map per size; actv
+        # is then recomputed in backward rather than kept); gamma, beta = mlp_gamma(actv), mlp_beta(actv)
+        gamma, beta = shared_then(*self.mlp_shared, (self.mlp_gamma, self.mlp_beta), seg, x.shape[-2:])
         return x_hat * (1 + gamma) + beta
 
 

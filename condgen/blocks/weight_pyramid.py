@@ -10,12 +10,12 @@ table lives in `condgen.networks.ccfpse_generator`), and the top-down path resiz
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.condition import ConditionSource
 from condgen.blocks.norm import batch_norm, spectral_norm
+from condgen.ops.label_conv import cat_labels, conv_labels
 from condgen.registry import register
 from condgen.utils import default
 
@@ -59,8 +59,10 @@ class FeaturePyramidCondition(ConditionSource):
     def features(self, seg: Tensor) -> list[Tensor]:
         """The decoder outputs (official `segout1..`), coarse to fine: (b, width, H / 2^i, W / 2^i)."""
         skips = []
-        h = seg
-        for enc in self.enc:
+        first = self.enc[0]  # its conv reads the label map: label-sparse (condgen.ops.label_conv)
+        h = first[2](first[1](conv_labels(first[0], seg, what="the label map")))
+        skips.append(h)
+        for enc in self.enc[1:]:
             h = enc(h)
             skips.append(h)
         out = [skips.pop()]
@@ -79,7 +81,5 @@ class FeaturePyramidCondition(ConditionSource):
             raise ValueError(
                 f"FeaturePyramidCondition built for {self.semantic_nc} label channels got {seg.shape[1]}"
             )
-        return [
-            torch.cat([F.interpolate(seg, size=f.shape[-2:], mode="nearest"), f], dim=1)
-            for f in self.features(seg)
-        ]
+        # cat(nearest-resized seg, f), carrying its label layout: the blocks' convs skip the one-hot channels
+        return [cat_labels(seg, f, size=f.shape[-2:]) for f in self.features(seg)]

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.semantic_embedding import SemanticEmbedding
 from condgen.networks.discriminator import DiscriminatorSplit, check_inputs, conv_norm_act
 from condgen.networks.init import init_weights
+from condgen.ops.label_conv import cat_labels, conv_labels
 from condgen.registry import register
 from condgen.utils import LayerType
 
@@ -84,10 +84,14 @@ class FPSEDiscriminator(nn.Module):
         h, w = img.shape[-2:]
         if -(-h // 32) * -(-w // 32) < 2:  # enc5 works at 1/32; instance norm needs > 1 pixel
             raise ValueError(f"FPSE needs an input over 32 px on at least one side (e.g. 64), got {h}x{w}")
-        x = img if self.semantic_embedding else torch.cat([seg, img], 1)
+        x = img if self.semantic_embedding else cat_labels(seg, img)
         bottom_up = []
         for k in range(1, len(ENCODER) + 1):
-            x = getattr(self, f"enc{k}")(x)
+            if k == 1 and not self.semantic_embedding:  # "FP": the label channels label-sparse
+                (conv, norm), act = self.enc1
+                x = act(norm(conv_labels(conv, x, detect=False)))
+            else:
+                x = getattr(self, f"enc{k}")(x)
             bottom_up.append(x)
         top = self.lat5(bottom_up[4])
         top_down = {len(ENCODER): top}

@@ -14,13 +14,13 @@ not pooled once more (the official pools it and throws it away).
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.semantic_embedding import SemanticEmbedding
 from condgen.networks.discriminator import DiscriminatorSplit, check_inputs, conv_norm_act
 from condgen.networks.init import init_weights
+from condgen.ops.label_conv import cat_labels, conv_labels
 from condgen.registry import register
 from condgen.utils import LayerType
 
@@ -74,7 +74,10 @@ class PatchDiscriminator(nn.Module):
         """
         feats = []
         for n in range(self.n_layers + 1):
-            x = getattr(self, f"model{n}")(x)
+            if n == 0:  # label channels label-sparse when x carries a label layout (cat_labels), else dense
+                x = self.model0[1](conv_labels(self.model0[0], x, detect=False))
+            else:
+                x = getattr(self, f"model{n}")(x)
             feats.append(x)
         if self.semantic is not None:
             feats[-1] = feats[-1] + self.semantic(feats[-2], seg)
@@ -140,7 +143,7 @@ class MultiscalePatchDiscriminator(nn.Module):
         for 256 x 256 and the defaults the logits are 35 x 35 and 19 x 19.
         """
         check_inputs(img, seg, self.semantic_nc)
-        x = img if self.semantic_embedding else torch.cat([seg, img], 1)  # label first, as the official
+        x = img if self.semantic_embedding else cat_labels(seg, img)  # label first, as the official
         outputs = []
         for i in range(self.num_D):
             if i > 0:

@@ -84,17 +84,14 @@ def sample_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / SAMPLES_DIR / f"step_{step:06d}.png"
 
 
-def eval_path(ckpt: str | Path | None, source: str | Path, split: str, features: str, ema: bool) -> Path:
+def eval_path(
+    ckpt: str | Path | None, step: int | None, source: str | Path, split: str, features: str, ema: bool
+) -> Path:
     """`<run>/eval/<split>_step<N>_<features>[_ema].json`, or `<folder>/eval/<split>_<features>.json`."""
     suffix = "_ema" if ema else ""
     if ckpt:
-        ckpt = Path(ckpt)
-        return ckpt.parent / EVAL_DIR / f"{split}_step{read_step(ckpt)}_{features}{suffix}.json"
+        return Path(ckpt).parent / EVAL_DIR / f"{split}_step{step}_{features}{suffix}.json"
     return Path(source) / EVAL_DIR / f"{split}_{features}{suffix}.json"
-
-
-def read_step(ckpt: Path) -> Any:
-    return read_state(ckpt).get("step") if is_checkpoint(ckpt) else None
 
 
 def eval_files(run_dir: str | Path) -> list[Path]:

@@ -8,6 +8,7 @@ network-specific (prefix renames, dropped keys) is a small table passed in by th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -81,3 +82,13 @@ def load_official_state(
     with torch.no_grad():
         model.load_state_dict(theirs, strict=True)
     return model
+
+
+def read_state_dict(source: Mapping[str, Tensor] | str | Path, what: str) -> Mapping[str, Tensor]:
+    """A released state dict as given, or read safely (`weights_only`) from its file; `what` names it."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} checkpoint {path} does not exist")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    return source

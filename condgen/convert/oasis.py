@@ -21,10 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
-from condgen.convert.keys import load_official_state
+from condgen.convert.keys import load_official_state, read_state_dict
 from condgen.data.oasis_labels import dontcare_channel, oasis_to_condgen, permute_dim
 from condgen.data.spec import DataSpec
 
@@ -155,15 +154,6 @@ def to_condgen_channels(state: Mapping[str, Tensor], net: str, cfg: OASISConfig)
     return out
 
 
-def _state_dict(source: Mapping[str, Tensor] | str | Path, what: str) -> Mapping[str, Tensor]:
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"OASIS {what} checkpoint {path} does not exist")
-        return torch.load(path, map_location="cpu", weights_only=True)
-    return source
-
-
 def load_oasis(
     flags: str | Sequence[str] = "",
     G: Mapping[str, Tensor] | str | Path | None = None,
@@ -189,7 +179,7 @@ def load_oasis(
     for name, source in (("G", G), ("D", D), ("EMA", EMA)):
         if source is None:
             continue
-        state = _state_dict(source, name)
+        state = read_state_dict(source, f"OASIS {name}")
         if channel_order == "condgen":
             state = to_condgen_channels(state, name, cfg)
         net = nets[name]

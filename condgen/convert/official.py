@@ -17,10 +17,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from condgen.convert.keys import load_official_state
+from condgen.convert.keys import load_official_state, read_state_dict
 from condgen.data.spec import DataSpec
 
 REPOS = ("spade", "ccfpse")
@@ -290,15 +289,6 @@ def _generator_args(cfg: OfficialConfig) -> tuple[type[nn.Module], dict[str, Any
     return get(cfg.generator, "generator").cls, kw
 
 
-def _state_dict(source: Mapping[str, Tensor] | str | Path, what: str) -> Mapping[str, Tensor]:
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"official {what} checkpoint {path} does not exist")
-        return torch.load(path, map_location="cpu", weights_only=True)
-    return source
-
-
 def build_official(cfg: OfficialConfig) -> dict[str, nn.Module]:
     """Freshly initialised condgen networks with the official architecture described by `cfg`."""
     from condgen.registry import get
@@ -344,5 +334,6 @@ def load_official(
         if source is None:
             continue
         net = nets[name]
-        load_official_state(net, _state_dict(source, name), official_renames(net), what=f"{repo} net{name}")
+        state = read_state_dict(source, f"official {name}")
+        load_official_state(net, state, official_renames(net), what=f"{repo} net{name}")
     return {k: v.eval() for k, v in nets.items()}

@@ -207,7 +207,7 @@ def _gather(state: Any, obj: Any) -> list:
 
 def default_out(source: str | Path, info: dict, split: str, features: str) -> Path:
     """`<run>/eval/<split>_step<N>_<features>[_ema].json`, or `<folder>/eval/<split>_<features>.json`."""
-    return eval_path(info.get("checkpoint"), source, split, features, bool(info.get("ema")))
+    return eval_path(info.get("checkpoint"), info.get("step"), source, split, features, bool(info.get("ema")))
 
 
 def _fake(gan: Any, seg: Tensor, real: Tensor, idx: list[int], *, seed: int, latent: str) -> Tensor:

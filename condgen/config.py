@@ -6,13 +6,19 @@
   (`train.lambda_feat = 10.0`). Every gin file condgen reads (includes and saved `config.gin` files too) and
   every `--gin_bindings` string is translated to the current names (`Pix2PixHDObjective.lambda_feat`),
   with one warning per file, so saved runs still load and resume.
+- Saved configs (a run's `config.gin`, read on `condgen eval` and `--resume`) are data, not code: gin would
+  execute their `import` lines, and a downloaded run could import anything. Their imports are not run; a
+  module the user already imported (e.g. with `--gin_bindings 'import my_blocks'`) is accepted, any other
+  is an `UntrustedImportError` naming the file, the line and the fix.
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import re
+import sys
 import warnings
 from importlib import resources
 from pathlib import Path
@@ -56,9 +62,52 @@ def translate_bindings(bindings: list[str]) -> list[str]:
     return out
 
 
+class UntrustedImportError(ValueError):
+    """A saved config asks to import a module that nobody imported: condgen does not run it."""
+
+
+_SAVED: set[str] = set()  # the files read as saved configs (their imports are not executed)
+_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<pkg>[\w.]+)[ \t]+)?import[ \t]+(?P<mod>[\w.]+)[^\n]*$", re.MULTILINE
+)
+
+
+def saved_config(path: str | Path) -> str:
+    """Mark `path` as a saved run config and return it as a string, for gin to read without its imports."""
+    _SAVED.add(os.path.abspath(path))
+    return str(path)
+
+
+def strip_imports(text: str, where: str) -> str:
+    """Comment out a saved config's `import` lines whose module is already imported; refuse the others."""
+
+    def check(m: re.Match) -> str:
+        module = f"{m['pkg']}.{m['mod']}" if m["pkg"] else m["mod"]
+        if m["pkg"] == "__gin__" or module in sys.modules or m["mod"] in sys.modules:
+            return f"# {m.group(0).strip()}  (not executed: already imported)"
+        line = text.count("\n", 0, m.start()) + 1
+        raise UntrustedImportError(
+            f"{where}, line {line}: {m.group(0).strip()!r}: condgen does not run the imports of a saved "
+            "config (a run from elsewhere could import any code). If you trust the module, import it "
+            f"yourself: --gin_bindings 'import {module}'"
+        )
+
+    return _IMPORT.sub(check, text)
+
+
+def run_user_imports(bindings: list[str] | tuple[str, ...]) -> None:
+    """Import the modules the user's own `--gin_bindings` import, before any saved config is read."""
+    for binding in bindings:
+        for m in _IMPORT.finditer(binding):
+            if m["pkg"] != "__gin__":
+                importlib.import_module(f"{m['pkg']}.{m['mod']}" if m["pkg"] else m["mod"])
+
+
 def _read_translated(path: str) -> io.StringIO:
     text, found = translate_legacy(Path(path).read_text())
     _warn(found, path)
+    if os.path.abspath(path) in _SAVED:
+        text = strip_imports(text, path)
     return io.StringIO(text)
 
 

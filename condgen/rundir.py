@@ -56,6 +56,63 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return complete[-1] if complete else None
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used as it is (a truncated or missing file); the message names the file."""
+
+
+def checkpoint_problem(ckpt: str | Path) -> str | None:
+    """Why `ckpt` cannot be loaded, or None: every file `state.json` lists must have its saved size, and every
+    `.safetensors` file must hold all the bytes its header promises (checkpoints older than the size list).
+    """
+    ckpt = Path(ckpt)
+    try:
+        state = read_state(ckpt)
+    except (OSError, ValueError) as e:
+        return f"{ckpt / STATE_FILE} cannot be read ({e})"
+    for name, size in state.get("files", {}).items():
+        path = ckpt / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != size:
+            return f"{path} is truncated or damaged ({path.stat().st_size:,} bytes, saved with {size:,})"
+    for path in sorted(ckpt.glob("*.safetensors")):
+        problem = _safetensors_problem(path)
+        if problem:
+            return f"{path} {problem}"
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """safetensors layout: 8-byte little-endian header length, JSON header (data offsets), then the data."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if n <= 0 or 8 + n > size:
+                return f"is truncated ({size:,} bytes, its header alone needs {8 + n:,})"
+            header = json.loads(f.read(n))
+    except (OSError, ValueError) as e:
+        return f"has an unreadable header ({e})"
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        return f"is truncated ({size:,} bytes, its header describes {8 + n + end:,})"
+    return None
+
+
+def resumable_checkpoint(run_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint with no `checkpoint_problem` (the one `latest` names first), and the problems
+    of the newer ones passed over, so that a resume can say what it skipped."""
+    latest = latest_checkpoint(run_dir)
+    ordered = ([latest] if latest else []) + [p for p in reversed(checkpoint_dirs(run_dir)) if p != latest]
+    skipped = []
+    for ckpt in ordered:
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return ckpt, skipped
+        skipped.append(problem)
+    return None, skipped
+
+
 def is_checkpoint(path: str | Path) -> bool:
     return (Path(path) / STATE_FILE).is_file()
 

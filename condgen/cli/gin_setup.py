@@ -20,7 +20,8 @@ from typing import Any
 
 import gin
 
-from condgen.config import GIN_DIR, LEGACY_BINDINGS, install_reader, translate_bindings
+from condgen.config import GIN_DIR, LEGACY_BINDINGS, install_reader, run_user_imports, translate_bindings
+from condgen.config import saved_config as mark_saved
 
 # Configurables whose bindings fix the networks' shapes: they must not change when resuming.
 ARCHITECTURE_KINDS = ("norm", "condition", "block", "generator", "discriminator", "encoder")
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="run directory (default: runs/<name of the last --gin file>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in --run_dir (reads its config.gin first)")
+    parser.add_argument("--new_rng", action="store_true",
+                        help="with --resume: accept a checkpoint without its RNG file (random_states_*.pkl); "
+                             "the run then continues with a fresh random stream, unlike an uninterrupted one")
     return parser
 
 
@@ -95,6 +99,8 @@ def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Pat
     resolved = [resolve_gin_file(f) for f in files]
     before: dict[str, str] = {}
     if saved_config is not None:
+        run_user_imports(bindings)  # the user's imports first: the saved config's own are not run
+        mark_saved(saved_config)
         _parse([saved_config], [])
         before = _architecture_bindings()
     _parse([*([saved_config] if saved_config else []), *resolved], bindings)
@@ -274,10 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     from condgen.data.errors import DataError
     from condgen.train.loop import NonFiniteLossError, train
     from condgen.train.setup import SettingsError, plain_message
+    from condgen.train.state import CheckpointError, DiskFullError
 
     try:
-        train(run_dir, resume=resume)
-    except (DataError, FileExistsError, SettingsError) as e:  # the message fully explains it: no traceback
+        train(run_dir, resume=resume, new_rng=args.new_rng)
+    except (DataError, FileExistsError, SettingsError, CheckpointError, DiskFullError) as e:  # no traceback
         print(f"error: {plain_message(e)}", file=sys.stderr)
         return 2
     except NonFiniteLossError as e:
@@ -288,14 +295,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     """Validate flags and parse gin (saved config first when resuming); returns (run_dir, resume)."""
-    from condgen.rundir import CONFIG_FILE, latest_checkpoint
+    from condgen.rundir import CONFIG_FILE, resumable_checkpoint
 
     if args.run_dir is None and not args.gin:
         raise ConfigError("give a --gin FILE (e.g. --gin gin/quickstart.gin), or --run_dir DIR --resume")
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(args.gin)
     saved = None
     if args.resume:
-        ckpt = latest_checkpoint(run_dir)
+        ckpt, _ = resumable_checkpoint(run_dir)  # the one train() resumes from (it warns about the others)
         for candidate in ([ckpt / CONFIG_FILE] if ckpt else []) + [run_dir / CONFIG_FILE]:
             if candidate.is_file():
                 saved = candidate

@@ -21,6 +21,7 @@ import gin
 import torch
 from torch import Tensor
 
+from condgen.config import run_user_imports
 from condgen.eval.metrics import FIDKID, EvalBatch, EvalContext, LPIPSDiversity, Metric, SegmentationScore
 from condgen.eval.metrics.fid import resize_filter
 from condgen.eval.segmenters import Segmenter
@@ -111,6 +112,7 @@ def evaluate(
     # as `Accelerator` does: without CUDA (or with ACCELERATE_USE_CPU) processes join a gloo group on the CPU
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     device, t0 = state.device, time.perf_counter()
+    run_user_imports(bindings)  # the user's own imports come before the run's saved config is read
     gan, spec, info = load_generator(source, ema=ema, device=str(device))
     if bindings:
         gin.parse_config(list(bindings))

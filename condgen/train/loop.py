@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,13 @@ from condgen.train.setup import (
     replica_hashes,
     warn_layout_change,
 )
-from condgen.train.state import load_checkpoint, save_checkpoint
+from condgen.train.state import (
+    CheckpointError,
+    load_checkpoint,
+    nonfinite_tensors,
+    resumable_checkpoint,
+    save_checkpoint,
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -84,11 +91,12 @@ def discriminator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> 
 
 
 # ------------------------------------------------------------------------------------------------ the run
-@gin.configurable(denylist=["run_dir", "resume"])
+@gin.configurable(denylist=["run_dir", "resume", "new_rng"])
 def train(
     run_dir: str | Path,
     *,
     resume: bool = False,
+    new_rng: bool = False,
     dataset: Any = gin.REQUIRED,
     objective: Any = Pix2PixHDObjective,
     batch_size: int = 1,
@@ -117,7 +125,9 @@ def train(
 
     Args:
         run_dir: where config, metrics, samples, TensorBoard logs and checkpoints go (`condgen.train`).
-        resume: continue from the latest checkpoint in `run_dir` (a fresh start when there is none).
+        resume: continue from the latest checkpoint in `run_dir` (a fresh start when there is none); a
+            truncated or damaged checkpoint is passed over, with a warning, for the newest complete one.
+        new_rng: on resume, accept a checkpoint without its RNG file (a fresh random stream).
         dataset: a dataset class (`@SyntheticLandscapes`, `@CocoStuff`, ...), called without arguments;
             items are dicts with `label`, `image` and optionally `instance`, and it has a `.spec`.
         objective: the objective class (`@Pix2PixHDObjective`: SPADE's / CC-FPSE's losses, whose weights
@@ -145,9 +155,16 @@ def train(
     Speed switches (channels-last, torch.compile, fused Adam, cuDNN autotuning) are `SpeedOptions.*`
     bindings (`condgen/train/speed.py`); they leave the results of the step unchanged within tolerance.
     """
-    args = {k: v for k, v in locals().items() if k not in ("run_dir", "resume")}
+    args = {k: v for k, v in locals().items() if k not in ("run_dir", "resume", "new_rng")}
     run_dir = Path(run_dir)
-    ckpt = latest_checkpoint(run_dir) if resume else None
+    ckpt = None
+    if resume:
+        ckpt, skipped = resumable_checkpoint(run_dir)
+        if ckpt is None and skipped:
+            raise CheckpointError(f"--resume: no complete checkpoint in {run_dir} ({'; '.join(skipped)})")
+        if skipped:
+            warnings.warn(f"--resume passes over damaged checkpoints ({'; '.join(skipped)}) and continues "
+                          f"from {ckpt}, the newest complete one", stacklevel=1)
     if not resume and checkpoint_dirs(run_dir):
         raise FileExistsError(
             f"{run_dir} already holds checkpoints (latest {latest_checkpoint(run_dir).name}); pass --resume "
@@ -165,7 +182,7 @@ def train(
         (run_dir / CONFIG_FILE).write_text(config)
     start = 0
     if ckpt is not None:
-        state = load_checkpoint(acc, ckpt, extra=run.extra())
+        state = load_checkpoint(acc, ckpt, extra=run.extra(), new_rng=new_rng)
         start = int(state["step"])
         warn_layout_change(state, run)
         if run.main:
@@ -190,6 +207,17 @@ def train(
     batches = iter(loader)
 
     def save(step: int, epoch: int) -> Path:
+        # a checkpoint is only written, and later recommended, when the state it holds is finite
+        bad = nonfinite_tensors({"G": run.step.G, "D": run.step.D, "E": run.step.E, "ema": run.ema})
+        if bad:
+            last = latest_checkpoint(run_dir)
+            keep = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+            raise NonFiniteLossError(
+                f"the training state at step {step} is not finite ({', '.join(bad[:4])}"
+                f"{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}): it was not saved and {keep}. "
+                "Lower train.lr, use mixed_precision 'bf16' or 'no', or check the data; --resume restarts "
+                "from that checkpoint"
+            )
         return save_checkpoint(acc, run_dir, checkpoint_state(run, step, epoch), config=config,
                                keep_last=s.keep_last, extra=run.extra())
 

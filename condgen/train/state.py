@@ -13,6 +13,7 @@ is read back with safetensors or `torch.load(weights_only=True)`; nothing is unp
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -27,11 +28,21 @@ from condgen.rundir import (  # noqa: F401  (re-exported: the checkpoint API liv
     CONFIG_FILE,
     LATEST_FILE,
     STATE_FILE,
+    CheckpointError,
     checkpoint_dirs,
+    checkpoint_problem,
     latest_checkpoint,
     read_state,
     resolve_checkpoint,
+    resumable_checkpoint,
 )
+
+
+class DiskFullError(OSError):
+    """A checkpoint could not be written for lack of space; the partial copy was removed, nothing else."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -81,13 +92,33 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt at this step
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()  # every process has written its RNG state into tmp
+    try:
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # every process has written its RNG state into tmp
+        if accelerator.is_main_process:
+            for name, module in (extra or {}).items():
+                save_file(_contiguous(module.state_dict()), str(tmp / f"{name}.safetensors"))
+            (tmp / CONFIG_FILE).write_text(config)
+            # sizes: a resume tells a complete checkpoint from one truncated later (`checkpoint_problem`);
+            # not config.gin, which is text a user may edit
+            binary = [p for p in sorted(tmp.iterdir()) if p.is_file() and p.name != CONFIG_FILE]
+            files = {p.name: p.stat().st_size for p in binary}
+            (tmp / STATE_FILE).write_text(json.dumps({**state, "files": files}, indent=1))
+    except (OSError, RuntimeError) as e:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if _is_disk_full(e, run_dir):
+            free = shutil.disk_usage(run_dir).free
+            last = latest_checkpoint(run_dir)
+            kept = f"the previous checkpoint {last} is intact" if last else "no earlier checkpoint exists"
+            raise DiskFullError(
+                errno.ENOSPC,
+                f"the disk is full: checkpoint {final} could not be written ({free / 2**20:.0f} MiB free on "
+                f"the file system of {run_dir}); its partial copy was removed and {kept}. Free some space "
+                "(or lower train.keep_last) and continue with --resume",
+            ) from None
+        raise
     if accelerator.is_main_process:
-        for name, module in (extra or {}).items():
-            save_file(_contiguous(module.state_dict()), str(tmp / f"{name}.safetensors"))
-        (tmp / CONFIG_FILE).write_text(config)
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
         if final.exists():  # re-saving a step: move the old copy aside, never leave no copy
             old = run_dir / f".step_{step}.old"
             shutil.rmtree(old, ignore_errors=True)
@@ -100,6 +131,15 @@ def save_checkpoint(
         prune_checkpoints(run_dir, keep_last)
     accelerator.wait_for_everyone()
     return final
+
+
+def _is_disk_full(e: BaseException, run_dir: Path) -> bool:
+    """ENOSPC anywhere in the chain; torch's zip writer reports it only as 'unexpected pos'."""
+    while e is not None:
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return shutil.disk_usage(run_dir).free < 2**20
 
 
 def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -121,27 +161,62 @@ def prune_checkpoints(run_dir: str | Path, keep_last: int | None) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def load_checkpoint(accelerator: Any, ckpt: str | Path, *, extra: dict[str, nn.Module] | None = None) -> dict:
+def load_checkpoint(
+    accelerator: Any, ckpt: str | Path, *, extra: dict[str, nn.Module] | None = None, new_rng: bool = False
+) -> dict:
     """Restore models, optimisers, scaler and this process's RNG from `ckpt`; returns its `state.json`.
 
     Accelerate skips a missing or unreadable RNG file silently; here the restored RNG is checked against
-    the file, so a resumed run either continues the exact random stream or says why it cannot.
+    the file, so a resumed run either continues the exact random stream or stops and says why: a missing
+    RNG file is a `CheckpointError` unless `new_rng` (the run then continues with a fresh stream, seeded
+    from `train.seed` and the step). A damaged file is a `CheckpointError` naming it.
     """
     from accelerate.utils import load as safe_load  # torch.load(weights_only=True) + numpy RNG globals
 
     ckpt = Path(ckpt)
-    accelerator.load_state(str(ckpt))
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"cannot resume from {ckpt}: {problem}")
+    rng_file = ckpt / f"random_states_{accelerator.process_index}.pkl"
+    if not rng_file.is_file() and not new_rng:
+        raise CheckpointError(
+            f"{rng_file} is missing: resuming would continue with a different random stream (noise, data "
+            "order, augmentation) than the uninterrupted run. Pass --new_rng to resume anyway with a fresh "
+            "stream, or restore the file"
+        )
+    try:
+        accelerator.load_state(str(ckpt))
+    except Exception as e:  # a file damaged in a way its size does not show
+        raise CheckpointError(f"cannot resume from {ckpt}: {type(e).__name__}: {e}") from e
     for name, module in (extra or {}).items():
         path = ckpt / f"{name}.safetensors"
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: the checkpoint was saved without '{name}'")
         module.load_state_dict(load_file(str(path), device=str(next(module.parameters()).device)))
-    rng_file = ckpt / f"random_states_{accelerator.process_index}.pkl"
+    state = read_state(ckpt)
     if rng_file.is_file():
         saved = safe_load(rng_file)
         if not torch.equal(saved["torch_manual_seed"], torch.get_rng_state()):
-            raise RuntimeError(f"the RNG state in {rng_file} could not be restored; the run would diverge")
-    return read_state(ckpt)
+            raise CheckpointError(f"the RNG state in {rng_file} could not be restored; the run would diverge")
+    else:
+        from accelerate.utils import set_seed
+
+        from condgen.train.data import item_seed
+
+        set_seed(item_seed(int(state.get("seed", 0)), int(state["step"])) % 2**32, device_specific=True)
+    return state
+
+
+def nonfinite_tensors(modules: dict[str, nn.Module | None]) -> list[str]:
+    """Names of the parameters and buffers (BatchNorm statistics, spectral-norm vectors) that hold NaN/inf."""
+    bad = []
+    for prefix, module in modules.items():
+        if module is None:
+            continue
+        for name, t in [*module.named_parameters(), *module.named_buffers()]:
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad.append(f"{prefix}.{name}")
+    return bad
 
 
 def load_weights(ckpt: str | Path, name: str = "G") -> dict[str, torch.Tensor]:
@@ -169,7 +244,7 @@ def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tup
     """
     import gin
 
-    from condgen.config import install_reader
+    from condgen.config import install_reader, saved_config
     from condgen.data.spec import DataSpec
     from condgen.rundir import CONVERT_FILE
     from condgen.train.build import build_gan
@@ -181,7 +256,7 @@ def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tup
     install_reader()  # saved configs of older versions: legacy bindings translated
     gin.clear_config()
     # dataset bindings may name classes of modules not imported here; nothing else is skipped in practice
-    gin.parse_config_file(str(ckpt / CONFIG_FILE), skip_unknown=True)
+    gin.parse_config_file(saved_config(ckpt / CONFIG_FILE), skip_unknown=True)  # its imports are not run
     spec = DataSpec(**state["spec"])
     gan = build_gan(spec)
     for name, net in gan.named().items():

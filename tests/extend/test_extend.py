@@ -65,6 +65,7 @@ def test_toy_objective_and_metric_through_gin_alone(tmp_path):
         "--segmenter",
         "none",
         "--gin_bindings",
+        "import toy_objective",  # the run's saved config imports it: condgen runs no saved imports itself
         "import toy_metric",
         "evaluate.metrics = [@MeanAbsDiff()]",
         "MeanAbsDiff.scale = 0.5",

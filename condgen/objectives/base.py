@@ -18,7 +18,13 @@ class Objective(nn.Module):
 
     `discriminator_losses` is called with G (and E) in train mode; it must generate the fake under
     `torch.no_grad()` and detach it (D's update must not reach G).
+
+    `batch_summed` names the terms that are sums over the batch (the VAE's KL) rather than means: with
+    `train.grad_accum = K` the loop averages every other term over the K micro-batches and sums these, so
+    that an update weighs each term as one K times larger batch would.
     """
+
+    batch_summed: tuple[str, ...] = ()
 
     def generator_losses(
         self, G: nn.Module, D: nn.Module, E: nn.Module | None, seg: Tensor, real: Tensor

@@ -53,6 +53,8 @@ class Pix2PixHDObjective(Objective):
         self.feat_loss = feat_loss() if lambda_feat else None
         self.vgg_loss = vgg_loss() if lambda_vgg else None
         self.kld_loss = kld_loss() if lambda_kld else None
+        if getattr(self.kld_loss, "reduction", None) == "sum":
+            self.batch_summed = ("G_KLD",)  # summed over the micro-batches of an update, as over a batch
 
     def generate(
         self, G: nn.Module, E: nn.Module | None, seg: Tensor, real: Tensor, *, with_kld: bool

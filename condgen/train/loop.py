@@ -70,9 +70,9 @@ def generator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict
     for i, (seg, real) in enumerate(batches):
         sync = _sync_on_last(s, i, len(batches), s.G, s.E)
         with sync, s.accelerator.no_sync(s.D), s.accelerator.autocast():
-            losses = s.objective.generator_losses(s.G, s.D, s.E, seg, real)
+            losses = _per_update(s, s.objective.generator_losses(s.G, s.D, s.E, seg, real), len(batches))
         s.accelerator.backward(total(losses), inputs=params)
-        _add(totals, losses, len(batches))
+        _add(totals, losses)
     s.opt_G.step()
     return totals
 
@@ -83,9 +83,9 @@ def discriminator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> 
     totals: dict[str, Tensor] = {}
     for i, (seg, real) in enumerate(batches):
         with _sync_on_last(s, i, len(batches), s.D), s.accelerator.autocast():
-            losses = s.objective.discriminator_losses(s.G, s.D, s.E, seg, real)
+            losses = _per_update(s, s.objective.discriminator_losses(s.G, s.D, s.E, seg, real), len(batches))
         s.accelerator.backward(total(losses))
-        _add(totals, losses, len(batches))
+        _add(totals, losses)
     s.opt_D.step()
     return totals
 
@@ -140,10 +140,15 @@ def train(
             follows the epochs.
         lr, ttur, betas: base rate; TTUR gives G lr/2 and D 2 lr with betas (0, 0.9); `ttur=False` is the
             official `--no_TTUR` (both lr, betas (0.5, 0.999)); `betas` overrides.
-        D_steps_per_G: a G step runs every this many steps, a D step every step (official).
+        D_steps_per_G: a G step runs every this many steps, a D step every step; counted over the run
+            (the official trainer counts within each epoch: the same for 1, the papers' value).
         mixed_precision: 'no' | 'bf16' | 'fp16' (scaler policy: module docstring); None takes
             `accelerate launch --mixed_precision` (default 'no').
-        grad_accum: micro-batches per update (an update = one G step and one D step on all of them).
+        grad_accum: micro-batches per update (an update = one G step and one D step on all of them). The
+            losses and gradients equal those of one grad_accum x larger batch (mean terms averaged, the
+            VAE's summed KL summed over the micro-batches), except what is per forward pass: BatchNorm
+            statistics (param-free 'batch'/'syncbatch' norms normalise each micro-batch on its own) and
+            spectral-norm power iterations (one per micro-batch, so grad_accum per update).
         ema_decay: keep an exponential moving average of G with this decay (e.g. 0.999); samples then use it.
         ema_bn_batches: before every sample grid and checkpoint, re-estimate the EMA generator's BatchNorm
             statistics on this many training batches (OASIS: 51; `condgen.train.ema`); 0 keeps G's.
@@ -278,9 +283,16 @@ def _sync_on_last(s: StepContext, i: int, n: int, *models: nn.Module | None) -> 
     return stack
 
 
-def _add(totals: dict[str, Tensor], losses: dict[str, Tensor], n: int) -> None:
+def _per_update(s: StepContext, losses: dict[str, Tensor], n: int) -> dict[str, Tensor]:
+    """One micro-batch's share of the update: means over the batch / n, batch sums (`batch_summed`) whole."""
+    if n == 1:
+        return losses
+    return {k: v if k in s.objective.batch_summed else v / n for k, v in losses.items()}
+
+
+def _add(totals: dict[str, Tensor], losses: dict[str, Tensor]) -> None:
     for k, v in losses.items():
-        totals[k] = totals.get(k, 0) + v.detach().float() / n
+        totals[k] = totals.get(k, 0) + v.detach().float()
 
 
 def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:

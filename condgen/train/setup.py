@@ -165,6 +165,8 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
         )
         speed.to_memory_format(net)
     objective = s.objective().to(accelerator.device)
+    if gan.E is not None and accelerator.is_main_process:
+        warn_kld_batch(getattr(objective, "kld_loss", None), s.batch_size * s.grad_accum)
     g_params = [*gan.G.parameters(), *(gan.E.parameters() if gan.E is not None else [])]
     opt_G = speed.adam(g_params, lr=lr_G, betas=betas)
     opt_D = speed.adam(gan.D.parameters(), lr=lr_D, betas=betas)
@@ -177,6 +179,20 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
     compiled = {k: speed.compiled(v) for k, v in zip(gan.named(), nets, strict=True)}  # keys unchanged
     step = StepContext(accelerator, compiled["G"], compiled["D"], compiled.get("E"), opt_G, opt_D, objective)
     return Run(s, accelerator, data, spec, gan, step, ema, speed, steps, per_epoch, lr_G, lr_D)
+
+
+def warn_kld_batch(kld: Any, per_process: int) -> None:
+    """The summed KL's weight is set for the experiment's per-process batch (`KLDLoss.paper_batch`)."""
+    paper = getattr(kld, "paper_batch", None)
+    if kld is None or kld.reduction != "sum" or paper is None or paper == per_process:
+        return
+    log.warning(
+        "the VAE's KL term is summed over the %d images per process and update (batch_size x grad_accum), "
+        "as in the official code, so at lambda_kld it weighs %.3gx what it does in the paper's setting "
+        "(%d per process). To keep the paper's weight whatever the batch: --gin_bindings "
+        "\"KLDLoss.reduction = 'mean'\" 'KLDLoss.batch = %d'",
+        per_process, per_process / paper, paper, paper,
+    )
 
 
 def make_accelerator(s: TrainSettings, run_dir: str | Path) -> Any:

@@ -1,0 +1,66 @@
+"""Every paper gin file, as written (full width, the paper's crop), builds networks of the official size.
+
+The counts are the official code's (fixtures READMEs; reference §1.10): a converted official checkpoint
+has these shapes, so it loads into what the gin file builds. Built on the meta device: no memory, no time.
+"""
+
+from pathlib import Path
+
+import gin
+import pytest
+import torch
+
+from condgen.cli.gin_setup import parse_gin
+from condgen.data.miniature import make_miniature
+from condgen.train.build import build_gan
+from condgen.utils import count_parameters
+
+GIN = Path(__file__).resolve().parents[2] / "gin"
+E = 10_463_424  # the official VAE encoder: it squashes every image to 256 x 256 first (Cityscapes too)
+OFFICIAL = {
+    "spade_coco.gin": {"G": 97_480_899, "D": 5_904_514},
+    "spade_ade20k.gin": {"G": 96_492_483},
+    "spade_cityscapes.gin": {"G": 93_048_003},
+    "ccfpse_coco.gin": {"D": 5_194_817, "E": E},
+    "ccfpse_ade20k.gin": {"E": E},
+    "ccfpse_cityscapes.gin": {"E": E},
+    "oasis_ade20k.gin": {"G": 74_314_691, "D": 22_258_904},
+    "oasis_coco.gin": {"G": 75_199_427, "D": 22_260_984},
+    "oasis_cityscapes.gin": {"G": 71_107_523, "D": 22_251_364},
+}
+
+
+def test_every_paper_experiment_is_listed():
+    papers = {p.name for p in GIN.glob("*.gin")} - {"quickstart.gin"}
+    assert papers == set(OFFICIAL)
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("miniatures")
+    return {
+        "COCO_ROOT": make_miniature("coco", base / "coco", n=1, size=64),
+        "ADE20K_ROOT": make_miniature("ade20k", base / "ade", n=1, size=64),
+        "CITYSCAPES_ROOT": make_miniature("cityscapes", base / "cs", n=1, size=128),
+    }
+
+
+@pytest.mark.parametrize("experiment", sorted(OFFICIAL))
+def test_paper_gin_builds_the_official_sizes(experiment, roots):
+    parse_gin([GIN / experiment], [f"{k} = '{v}'" for k, v in roots.items()])
+    spec = gin.query_parameter("train.dataset").scoped_configurable_fn().spec  # the paper's crop, not 64
+    with torch.device("meta"):
+        nets = build_gan(spec).named()
+    counts = {name: count_parameters(nets[name]) for name in OFFICIAL[experiment]}
+    assert counts == OFFICIAL[experiment]
+
+
+def test_ccfpse_coco_generator_without_the_encoder_has_the_official_size(roots):
+    """The official count is for `--use_vae` off: G then reads the label map instead of z."""
+    bindings = [f"{k} = '{v}'" for k, v in roots.items()]
+    parse_gin(
+        [GIN / "ccfpse_coco.gin"], [*bindings, "CCFPSEGenerator.use_vae = False", "build_gan.encoder = None"]
+    )
+    spec = gin.query_parameter("train.dataset").scoped_configurable_fn().spec
+    with torch.device("meta"):
+        assert count_parameters(build_gan(spec).G) == 126_793_859

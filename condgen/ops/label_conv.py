@@ -266,6 +266,8 @@ def label_layout(x: Tensor, *, detect: bool = True, what: str = "a condition map
         return _worth(known or None, mode)
     if not detect:
         return None
+    if mode == "auto" and x.dim() == 4 and x.shape[1] < AUTO_MIN_LABELS:
+        return None  # too few channels to pay off, whatever they hold: nothing to detect or report
     layout, why = _detect(x)
     _attach(x, layout)
     if layout is None:
@@ -273,9 +275,10 @@ def label_layout(x: Tensor, *, detect: bool = True, what: str = "a condition map
     return _worth(layout, mode)
 
 
-# 'auto' leaves maps with fewer label channels than this to the dense conv (a heuristic: with a handful of
-# channels the dense conv is about as cheap as the gather; not measured finely)
-AUTO_MIN_LABELS = 8
+# 'auto' leaves maps with fewer label channels than this to the dense conv. Measured (benchmarks.label_sparse
+# op, 64 px, batch 4, 1 CPU thread, one generator pass of shared convs): 9 labels 0.5x, 16 0.8x, 32 1.2x
+# (benchmarks/RESULTS.md); Cityscapes (35), ADE20K (151) and COCO-Stuff (184) are above it.
+AUTO_MIN_LABELS = 32
 
 
 def _worth(layout: LabelLayout | None, mode: str) -> LabelLayout | None:

@@ -128,7 +128,7 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
     """Build data, networks, objective, optimisers and wrappers for `settings`.
 
     `accelerator`: an existing one (benchmarks pass their own); by default an `Accelerator` with the
-    settings' precision and gradient accumulation, logging TensorBoard under `run_dir`.
+    settings' precision, logging TensorBoard under `run_dir`.
     """
     from accelerate.utils import set_seed
 
@@ -199,9 +199,10 @@ def make_accelerator(s: TrainSettings, run_dir: str | Path) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
+    # no gradient_accumulation_steps: Accelerate would divide every loss by it, the summed KL too; the loop
+    # weighs each micro-batch's terms itself (`loop._per_update`)
     accelerator = Accelerator(
         mixed_precision=s.mixed_precision,
-        gradient_accumulation_steps=s.grad_accum,
         log_with="tensorboard",
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir)),
     )

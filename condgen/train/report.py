@@ -18,16 +18,23 @@ from torch import Tensor
 
 from condgen.rundir import METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE, TB_DIR, sample_path
 
+VIEW_HEIGHT = 128  # small samples are enlarged to about this height, so that a 64 px grid is readable
 
-def sample_grid(label_rgb: Tensor, real: Tensor, fake: Tensor) -> Tensor:
-    """One row per sample: label | real | fake, 2 px gaps; (3, H', W') float in [0, 1]."""
+
+def sample_grid(label_rgb: Tensor, real: Tensor, fake: Tensor, *, upscale: int | None = None) -> Tensor:
+    """One row per sample: label | real | fake, 2 px gaps; (3, H', W') float in [0, 1].
+
+    `upscale` repeats every pixel k x k (default: up to `VIEW_HEIGHT` px high; 64 px samples give a grid
+    388 px wide); the pixels themselves are untouched, no interpolation."""
     b, _, h, w = real.shape
-    pad = 2
+    k = upscale if upscale is not None else max(1, VIEW_HEIGHT // h)
+    h, w, pad = h * k, w * k, 2
     grid = torch.ones(3, b * (h + pad) - pad, 3 * (w + pad) - pad)
     for i in range(b):
         for j, img in enumerate((label_rgb[i], real[i], fake[i])):
             top, left = i * (h + pad), j * (w + pad)
-            grid[:, top : top + h, left : left + w] = (img.float().cpu().clamp(-1, 1) + 1) / 2
+            big = img.float().cpu().repeat_interleave(k, -2).repeat_interleave(k, -1)
+            grid[:, top : top + h, left : left + w] = (big.clamp(-1, 1) + 1) / 2
     return grid
 
 

@@ -253,3 +253,14 @@ def test_a_process_accelerate_launch_left_with_one_thread_gets_its_cores(monkeyp
         assert setup.use_cpu_cores(1) == 1  # the user's choice wins
     finally:
         _torch.set_num_threads(before)
+
+
+def test_sample_grids_of_small_images_are_enlarged_for_viewing():
+    from condgen.train.report import sample_grid
+
+    label, real, fake = (torch.rand(2, 3, 64, 64) * 2 - 1 for _ in range(3))
+    grid = sample_grid(label, real, fake)
+    assert grid.shape == (3, 2 * 130 - 2, 3 * 130 - 2)  # 64 px -> 128 px tiles, 2 px gaps: 388 px wide
+    assert torch.equal(grid[:, 0:2, 0:2], ((label[0, :, :1, :1].expand(3, 2, 2)) + 1) / 2)  # pixel repetition
+    assert sample_grid(label, real, fake, upscale=1).shape == (3, 2 * 66 - 2, 3 * 66 - 2)
+    assert sample_grid(*(torch.rand(1, 3, 256, 256) for _ in range(3))).shape == (3, 256, 3 * 258 - 2)

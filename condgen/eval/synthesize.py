@@ -84,6 +84,26 @@ def encode_seg(
     )
 
 
+def latent_kind(G: Any) -> str | None:
+    """What makes a generator multi-modal: 'vae' (a z vector into `fc`), 'noise' (OASIS's 3-D noise,
+    `NoiseCondition`), or None (label map only: one image per map)."""
+    from condgen.blocks.noise import NoiseCondition
+    from condgen.networks.discriminator import unwrap
+
+    G = unwrap(G)
+    if getattr(G, "use_vae", False):
+        return "vae"
+    if isinstance(getattr(G, "condition", None), NoiseCondition):
+        return "noise"
+    return None
+
+
+NO_LATENT = (
+    "this generator takes no latent (no VAE, no 3-D noise), so every sample would be identical; resampling "
+    "needs a generator with 3-D noise (OASIS, `condition = @NoiseCondition`) or a VAE (use_vae = True)"
+)
+
+
 @torch.no_grad()
 def generate(
     gan: Any,
@@ -96,11 +116,18 @@ def generate(
 ) -> Tensor:
     """Images (b, 3, H, W) in [-1, 1] for `seg`; latents from (seed, index, sample) when G takes one.
 
+    A VAE generator gets a z vector; a 3-D noise generator (OASIS) a noise vector per image, replicated
+    over the map; both drawn per (seed, index, sample), so outputs never depend on the global RNG.
+
     Args:
         style: (mu, logvar) of a style image (b or 1 rows); sample 0 uses mu, others mu + std * eps.
     """
     G = gan.G
-    if not getattr(G, "use_vae", False):
+    kind = latent_kind(G)
+    if kind == "noise":
+        z_dim = unwrap_condition(G).z_dim
+        return G(seg, latents(z_dim, indices, seed=seed, sample=sample).to(seg.device, seg.dtype))
+    if kind is None:
         return G(seg)
     eps = latents(G.z_dim, indices, seed=seed, sample=sample).to(seg.device, seg.dtype)
     if style is None:
@@ -108,6 +135,13 @@ def generate(
     mu, logvar = style
     z = mu if sample == 0 else mu + torch.exp(0.5 * logvar) * eps
     return G(seg, z.expand(seg.shape[0], -1))
+
+
+def unwrap_condition(G: Any) -> Any:
+    """The condition source of a (possibly wrapped) generator."""
+    from condgen.networks.discriminator import unwrap
+
+    return unwrap(G).condition
 
 
 def encode_style(

@@ -256,5 +256,11 @@ def protocol_line(p: dict) -> str:
         fed = f"{fed[0]}x{fed[1]}" if isinstance(fed, list) else fed
         how = f" ({seg['protocol_name']}, mean over {seg['averaging']})" if seg.get("protocol_name") else ""
         seg_txt = f"; mIoU by {seg['name']} at {fed}{how}"
+    div = p.get("seg_diversity") or p.get("diversity")
+    if div:
+        what = div["distance"]["name"] if "distance" in div else div["lpips"]["name"]
+        seg_txt += f"; diversity {div['metric']} ({what}) over {div['maps']} maps x {div['samples_per_map']}"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
-    return "; ".join(parts) + f"; VAE latents {p['latent_policy']}, seed {p['seed']}{seg_txt}{flag}"
+    noise = str(p.get("latent", "")).startswith("3-D noise")
+    latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"
+    return "; ".join(parts) + f"; {latent}, seed {p['seed']}{seg_txt}{flag}"

@@ -175,3 +175,6 @@ def test_segmenter_feature_diversity_of_a_noise_model_from_the_cli(oasis_run, tm
     assert main([*argv, "--out", str(again), "--gin_bindings", *recipe]) == 0  # seeded: the same number
     assert json.loads(again.read_text())["metrics"]["seg_diversity"] == m["seg_diversity"]
     assert "seg_diversity" in capsys.readouterr().out
+    line = rec["protocol_line"]
+    assert "3-D noise seeded per image, seed 0" in line and "VAE latents" not in line
+    assert "diversity seg_diversity (seg-feature-distance:landscape) over 2 maps x 3" in line

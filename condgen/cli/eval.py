@@ -68,8 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ema", action="store_true", help="evaluate the EMA generator")
     p.add_argument("--kid_subsets", type=int, default=100)
     p.add_argument("--kid_subset_size", type=int, default=1000, help="capped at the number of images")
-    p.add_argument("--diversity_maps", type=int, default=0, help="LPIPS diversity over the first N maps")
-    p.add_argument("--diversity_samples", type=int, default=4)
+    p.add_argument(
+        "--diversity_maps", type=int, default=0, help="diversity (multi-modal models) over the first N maps"
+    )
+    p.add_argument("--diversity_samples", type=int, default=4, help="samples per map (all pairs compared)")
+    p.add_argument(
+        "--diversity_features",
+        choices=("alexnet", "segmenter"),
+        default="alexnet",
+        help="LPIPS (AlexNet: lpips_diversity, default) or the LPIPS-style distance in the segmenter's "
+        "feature maps (seg_diversity: not LPIPS, for data or machines without the AlexNet file)",
+    )
     p.add_argument("--lpips_weights", help="path of alexnet-owt-7be5be79.pth (default: torch.hub cache)")
     p.add_argument("--random_lpips", action="store_true", help="random AlexNet: tests only, meaningless")
     p.add_argument("--batch_size", type=int, default=16)
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             kid_subset_size=args.kid_subset_size,
             diversity_maps=args.diversity_maps,
             diversity_samples=args.diversity_samples,
+            diversity_features=args.diversity_features,
             lpips_weights=args.lpips_weights,
             random_lpips=args.random_lpips,
             batch_size=args.batch_size,

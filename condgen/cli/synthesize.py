@@ -3,12 +3,19 @@
   python -m condgen synthesize --run runs/quickstart --labels my_maps/ --out results/quickstart
   python -m condgen synthesize --run runs/vae_run --labels my_maps/ --samples 4 --seed 1 --out results/m
   python -m condgen synthesize --run runs/vae_run --labels my_maps/ --style photo.jpg --out results/styled
+  python -m condgen synthesize --run runs/oasis --labels my_maps/ --samples_per_map 4 --out results/o
+  python -m condgen synthesize --run runs/oasis --labels my_maps/ --samples 4 --resample_class sky --out r/sky
 
 Label maps are single-channel PNGs of the class ids the model was trained on (255 = don't care where the
 dataset has that channel); other sizes are resized (nearest) to the model's. Writes the official results
 layout
 (`images/input_label/`, `images/synthesized_image/`, `index.html`), `grid.png` (label | style | samples side
 by side) and `synthesis.json`. The same --seed gives identical images.
+
+Multi-modal sampling needs a latent: a VAE (SPADE with use_vae) or 3-D noise (OASIS). --samples N (alias
+--samples_per_map) writes N images per map (`<map>_s00.png` ...), each with its own latent / noise vector.
+--resample_class C (3-D noise only: OASIS's local resampling) keeps sample 0's noise everywhere except in
+class C's region (an id, or a class name of the dataset), where samples 1..N-1 draw new noise.
 """
 
 from __future__ import annotations
@@ -29,7 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", required=True, type=Path, help="folder of label-map PNGs")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
-        "--samples", type=int, default=1, help="images per label map, each with its own latent (VAE)"
+        "--samples",
+        "--samples_per_map",
+        dest="samples",
+        type=int,
+        default=1,
+        help="images per label map, each with its own latent (VAE) or noise vector (3-D noise, OASIS)",
+    )
+    p.add_argument(
+        "--resample_class",
+        help="local resampling (3-D noise models): new noise only inside this class's region (a class id "
+        "or name) for samples 1..N-1; sample 0 is the original",
     )
     p.add_argument(
         "--style", type=Path, help="style image, encoded by the VAE encoder (style-guided synthesis)"
@@ -51,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             args.labels,
             args.out,
             samples=args.samples,
+            resample_class=args.resample_class,
             style=args.style,
             seed=args.seed,
             ema=args.ema,

@@ -2,7 +2,8 @@
 
 `evaluate(run)` generates one image per validation label map (latents seeded per image) and hands every
 batch to the metrics (`condgen/eval/metrics/`: FID/KID against the real images, the segmenter's mIoU and
-pixel accuracy on generated and real images (the upper bound), LPIPS diversity for multi-modal models;
+pixel accuracy on generated and real images (the upper bound), diversity (LPIPS, or its segmenter-feature
+stand-in) for multi-modal models;
 `evaluate.metrics = [...]` in gin swaps them). Under Accelerate (or torchrun) each process takes a
 contiguous, exact slice of the images (no padding duplicates); metric states are gathered and the main
 process computes the numbers, so N images are N images at any process count. The metrics JSON holds
@@ -26,7 +27,7 @@ from condgen.eval.metrics import FIDKID, EvalBatch, EvalContext, LPIPSDiversity,
 from condgen.eval.metrics.fid import resize_filter
 from condgen.eval.segmenters import Segmenter
 from condgen.eval.split import GENERATED_SPLIT, collate_items, eval_dataset, shard
-from condgen.eval.synthesize import encode_seg, generate, latents, load_generator
+from condgen.eval.synthesize import encode_seg, generate, latent_kind, latents, load_generator
 from condgen.rundir import eval_path
 
 __all__ = ["GENERATED_SPLIT", "collate_items", "default_metrics", "eval_dataset", "evaluate", "shard"]
@@ -41,10 +42,15 @@ def default_metrics(
     kid_subset_size: int = 1000,
     diversity_maps: int = 0,
     diversity_samples: int = 4,
+    diversity_features: str = "alexnet",
     lpips_weights: str | None = None,
     random_lpips: bool = False,
 ) -> list[Metric]:
-    """The standard set: FID/KID, the segmentation score, LPIPS diversity (when `diversity_maps` > 0)."""
+    """The standard set: FID/KID, the segmentation score, diversity (when `diversity_maps` > 0).
+
+    `diversity_features`: 'alexnet' (LPIPS: `lpips_diversity`) or 'segmenter' (the LPIPS-style distance in
+    the segmenter's feature maps: `seg_diversity`).
+    """
     return [
         FIDKID(
             features=features,
@@ -57,6 +63,7 @@ def default_metrics(
         LPIPSDiversity(
             maps=diversity_maps,
             samples=diversity_samples,
+            backbone=diversity_features,
             lpips_weights=lpips_weights,
             random_lpips=random_lpips,
         ),
@@ -98,7 +105,8 @@ def evaluate(
             `evaluate.metrics = [...]`).
         metrics: the metrics to compute; default: the `evaluate.metrics` gin binding, else
             `default_metrics(**metric_options)` (features, inception_weights, random_inception, kid_subsets,
-            kid_subset_size, diversity_maps, diversity_samples, lpips_weights, random_lpips).
+            kid_subset_size, diversity_maps, diversity_samples, diversity_features, lpips_weights,
+            random_lpips).
         segmenter: registry name, a loaded `Segmenter`, 'auto' (the dataset's default) or None (no mIoU);
             a name may carry a protocol: 'deeplabv2_cocostuff:fullres', 'auto:fullres'. Shared by the
             metrics that use one.
@@ -120,7 +128,7 @@ def evaluate(
     n = len(ds) if num_images is None else min(num_images, len(ds))
     if n < 2:
         raise ValueError(f"evaluation needs at least 2 images, the {split} split gives {n}")
-    multimodal = bool(getattr(gan.G, "use_vae", False))
+    kind = latent_kind(gan.G)
     if latent not in ("random", "encode") or (latent == "encode" and gan.E is None):
         raise ValueError(f"latent={latent!r}: choose 'random', or 'encode' for a run with a VAE encoder")
     metrics = metrics if metrics is not None else bound_metrics() or default_metrics(**metric_options)
@@ -172,7 +180,7 @@ def evaluate(
         "resolution": [h, w],
         "real_resize_filter": resize_filter(ds),
         "generated": "one per label map",
-        "latent": latent if multimodal else "none (label-map input)",
+        "latent": {"vae": latent, "noise": "3-D noise seeded per image"}.get(kind, "none (label-map input)"),
         "latent_policy": latent,
         "seed": seed,
         **protocol_fields,
@@ -250,5 +258,11 @@ def protocol_line(p: dict) -> str:
         fed = f"{fed[0]}x{fed[1]}" if isinstance(fed, list) else fed
         how = f" ({seg['protocol_name']}, mean over {seg['averaging']})" if seg.get("protocol_name") else ""
         seg_txt = f"; mIoU by {seg['name']} at {fed}{how}"
+    div = p.get("seg_diversity") or p.get("diversity")
+    if div:
+        what = div["distance"]["name"] if "distance" in div else div["lpips"]["name"]
+        seg_txt += f"; diversity {div['metric']} ({what}) over {div['maps']} maps x {div['samples_per_map']}"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
-    return "; ".join(parts) + f"; VAE latents {p['latent_policy']}, seed {p['seed']}{seg_txt}{flag}"
+    noise = str(p.get("latent", "")).startswith("3-D noise")
+    latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"
+    return "; ".join(parts) + f"; {latent}, seed {p['seed']}{seg_txt}{flag}"

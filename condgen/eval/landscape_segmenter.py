@@ -76,6 +76,10 @@ class LandscapeSegmenter(nn.Module):
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2.0, mode="nearest"), f1], 1))
         return F.interpolate(self.head(d1), size=img.shape[-2:], mode="bilinear", align_corners=False)
 
+    def feature_maps(self, img: Tensor) -> list[Tensor]:
+        """The three encoder levels' feature maps (1/2, 1/4, 1/8 resolution), for feature-space diversity."""
+        return self.encode(img)
+
     def features(self, img: Tensor) -> Tensor:
         """(b, feature_dim): per-channel spatial mean and std of every encoder level (colour to layout)."""
         out = []

@@ -1,7 +1,8 @@
 """Multi-modal sampling with OASIS's 3-D noise (OASIS Sec. 3.3 / Fig. 1): per-image and local resampling.
 
 Works with any generator whose condition source takes a noise map (`NoiseCondition`: `OASISGenerator`, or
-`SPADEGenerator.condition = @NoiseCondition`). Additive to `synthesize`; not wired into its CLI yet.
+`SPADEGenerator.condition = @NoiseCondition`). `synthesize --samples N --resample_class C` uses
+`local_resample` with noise seeded per (seed, map, sample); these functions take any noise or generator.
 """
 
 from __future__ import annotations

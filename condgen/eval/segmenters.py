@@ -396,6 +396,16 @@ class Segmenter(nn.Module):
             raise TypeError(f"segmenter {self.spec.name!r} has no feature head; use the Inception instead")
         return self.net.features(self._resize(img.float())).double()
 
+    @torch.no_grad()
+    def feature_maps(self, img: Tensor) -> list[Tensor]:
+        """The network's intermediate feature maps [(b, c_l, h_l, w_l)] (for feature-space diversity)."""
+        if not hasattr(self.net, "feature_maps"):
+            raise TypeError(
+                f"segmenter {self.spec.name!r} exposes no feature maps (a `feature_maps(img)` method of its "
+                "network); use the LPIPS (AlexNet) diversity instead"
+            )
+        return [f.float() for f in self.net.feature_maps(self._resize(img.float()))]
+
 
 def _pins(expected: str | Sequence[str | None] | None, n: int) -> tuple[str | None, ...]:
     if expected is None:

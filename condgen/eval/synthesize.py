@@ -49,17 +49,37 @@ def load_generator(path: str | Path, *, ema: bool = False, device: str = "cpu") 
     return load_run(path, ema=ema, device=device)
 
 
-def dataset_palette() -> Any:
-    """Label colours (`PALETTE`) of the dataset the loaded run's gin config names, else None."""
+def dataset_attr(name: str) -> Any:
+    """A class attribute (`PALETTE`, `CLASS_NAMES`) of the dataset the loaded run's gin config names,
+    else None."""
     import gin
 
     from condgen.registry import get
 
     try:
         ref = gin.query_parameter("train.dataset")
-        return getattr(get(ref.selector.split(".")[-1], "dataset").cls, "PALETTE", None)
+        return getattr(get(ref.selector.split(".")[-1], "dataset").cls, name, None)
     except (ValueError, KeyError, AttributeError):
         return None
+
+
+def dataset_palette() -> Any:
+    """Label colours (`PALETTE`) of the dataset the loaded run's gin config names, else None."""
+    return dataset_attr("PALETTE")
+
+
+def class_channel(value: int | str, spec: DataSpec, names: Any = None) -> int:
+    """A class id, or a class name of the dataset (`CLASS_NAMES`), -> its channel of the one-hot `seg`."""
+    names = tuple(names or ())
+    if isinstance(value, str) and not value.lstrip("-").isdigit():
+        if value not in names:
+            known = f"; this dataset's classes: {', '.join(names)}" if names else ""
+            raise ValueError(f"--resample_class {value!r}: not a class id or a known class name{known}")
+        return names.index(value)
+    c = int(value)
+    if not 0 <= c < spec.label_nc:
+        raise ValueError(f"--resample_class {c}: class ids of this model are 0..{spec.label_nc - 1}")
+    return c
 
 
 def encode_seg(
@@ -84,6 +104,26 @@ def encode_seg(
     )
 
 
+def latent_kind(G: Any) -> str | None:
+    """What makes a generator multi-modal: 'vae' (a z vector into `fc`), 'noise' (OASIS's 3-D noise,
+    `NoiseCondition`), or None (label map only: one image per map)."""
+    from condgen.blocks.noise import NoiseCondition
+    from condgen.networks.discriminator import unwrap
+
+    G = unwrap(G)
+    if getattr(G, "use_vae", False):
+        return "vae"
+    if isinstance(getattr(G, "condition", None), NoiseCondition):
+        return "noise"
+    return None
+
+
+NO_LATENT = (
+    "this generator takes no latent (no VAE, no 3-D noise), so every sample would be identical; resampling "
+    "needs a generator with 3-D noise (OASIS, `condition = @NoiseCondition`) or a VAE (use_vae = True)"
+)
+
+
 @torch.no_grad()
 def generate(
     gan: Any,
@@ -96,11 +136,18 @@ def generate(
 ) -> Tensor:
     """Images (b, 3, H, W) in [-1, 1] for `seg`; latents from (seed, index, sample) when G takes one.
 
+    A VAE generator gets a z vector; a 3-D noise generator (OASIS) a noise vector per image, replicated
+    over the map; both drawn per (seed, index, sample), so outputs never depend on the global RNG.
+
     Args:
         style: (mu, logvar) of a style image (b or 1 rows); sample 0 uses mu, others mu + std * eps.
     """
     G = gan.G
-    if not getattr(G, "use_vae", False):
+    kind = latent_kind(G)
+    if kind == "noise":
+        z_dim = unwrap_condition(G).z_dim
+        return G(seg, latents(z_dim, indices, seed=seed, sample=sample).to(seg.device, seg.dtype))
+    if kind is None:
         return G(seg)
     eps = latents(G.z_dim, indices, seed=seed, sample=sample).to(seg.device, seg.dtype)
     if style is None:
@@ -108,6 +155,13 @@ def generate(
     mu, logvar = style
     z = mu if sample == 0 else mu + torch.exp(0.5 * logvar) * eps
     return G(seg, z.expand(seg.shape[0], -1))
+
+
+def unwrap_condition(G: Any) -> Any:
+    """The condition source of a (possibly wrapped) generator."""
+    from condgen.networks.discriminator import unwrap
+
+    return unwrap(G).condition
 
 
 def encode_style(
@@ -175,6 +229,7 @@ def synthesize_folder(
     out_dir: str | Path,
     *,
     samples: int = 1,
+    resample_class: int | str | None = None,
     style: str | Path | None = None,
     seed: int = 0,
     ema: bool = False,
@@ -183,17 +238,36 @@ def synthesize_folder(
     device: str = "cpu",
     palette: Any = "auto",
 ) -> dict:
-    """One image per label map in `labels_dir` (`samples` per map with different latents) into `out_dir`."""
+    """One image per label map in `labels_dir` (`samples` per map with different latents) into `out_dir`.
+
+    Args:
+        samples: images per label map (files `<map>_sNN.png`), each with its own latent (VAE) or noise
+            vector (3-D noise) drawn from (seed, map index, sample).
+        resample_class: OASIS's local resampling (3-D noise generators): sample 0 is the image with its
+            noise; samples 1.. redraw the noise only inside this class's region (a class id, or a name of
+            the dataset's `CLASS_NAMES`), so the rest of the image stays as it is. Needs samples >= 2.
+    """
     gan, spec, info = load_generator(source, ema=ema, device=device)
     palette = dataset_palette() if palette == "auto" else palette
-    multimodal = bool(getattr(gan.G, "use_vae", False))
+    kind = latent_kind(gan.G)
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
-    if samples > 1 and not multimodal:
-        raise ValueError(
-            f"{source}: this generator takes no latent (use_vae = False), so every sample would be "
-            "identical; --samples > 1 needs a multi-modal (VAE) model"
-        )
+    channel = None
+    if resample_class is not None:
+        if kind != "noise":
+            raise ValueError(
+                f"{source}: local resampling (--resample_class) needs a generator with 3-D noise (OASIS, "
+                "`condition = @NoiseCondition`): new noise inside one region. "
+                + ("this one has a VAE latent, one vector for the whole image" if kind else NO_LATENT)
+            )
+        if samples < 2:
+            raise ValueError(
+                "--resample_class writes the original (sample 0) and N - 1 resampled versions; "
+                "give --samples N >= 2"
+            )
+        channel = class_channel(resample_class, spec, dataset_attr("CLASS_NAMES"))
+    if samples > 1 and kind is None:
+        raise ValueError(f"{source}: {NO_LATENT}; --samples > 1 needs a multi-modal model")
     if style is not None and gan.E is None:
         raise ValueError(
             f"{source}: --style needs the VAE style encoder, and this run has none (use_vae = False)"
@@ -210,7 +284,10 @@ def synthesize_folder(
         idx = list(range(start, min(start + batch_size, len(names))))
         seg = segs[idx].to(device)
         for k in range(samples):
-            fake = generate(gan, seg, idx, seed=seed, sample=k, style=style_stats).cpu()
+            if channel is not None and k > 0:
+                fake = _local(gan, seg, idx, seed=seed, sample=k, channel=channel).cpu()
+            else:
+                fake = generate(gan, seg, idx, seed=seed, sample=k, style=style_stats).cpu()
             for row, i in enumerate(idx):
                 fakes[i].append(fake[row])
     files = []
@@ -231,6 +308,17 @@ def synthesize_folder(
         "labels": str(labels_dir),
         "maps": len(names),
         "samples": samples,
+        "latent": {"vae": "VAE z", "noise": "3-D noise"}.get(kind, "none (label map only)"),
+        "resample_class": None
+        if channel is None
+        else {
+            "id": channel,
+            "name": _name(dataset_attr("CLASS_NAMES"), channel),
+            "maps_without_it": [
+                n for n, lab in zip(names, labels, strict=True) if not (lab == channel).any()
+            ],
+            "how": "sample 0: the map's noise; sample k: noise k inside the class's region only",
+        },
         "seed": seed,
         "style": str(style) if style else None,
         "size": list(spec.size),
@@ -238,6 +326,21 @@ def synthesize_folder(
     }
     (out / "synthesis.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def _name(names: Any, c: int) -> str | None:
+    names = tuple(names or ())
+    return names[c] if c < len(names) else None
+
+
+def _local(gan: Any, seg: Tensor, idx: list[int], *, seed: int, sample: int, channel: int) -> Tensor:
+    """Local resampling: sample 0's noise everywhere, sample `sample`'s noise inside `channel`'s region."""
+    from condgen.eval.resample import local_resample
+
+    z_dim = unwrap_condition(gan.G).z_dim
+    z0 = latents(z_dim, idx, seed=seed, sample=0).to(seg.device, seg.dtype)
+    zk = latents(z_dim, idx, seed=seed, sample=sample).to(seg.device, seg.dtype)
+    return local_resample(gan.G, seg, z0, channel, new_z=zk)[0]
 
 
 def _write_index(out: Path, names: list[str], samples: int) -> None:

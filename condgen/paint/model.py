@@ -93,7 +93,7 @@ class PaintModel:
     def __init__(
         self, run: str | Path, *, ema: bool = False, device: str = "cpu", examples: str | Path | None = None
     ) -> None:
-        from condgen.eval.synthesize import load_generator
+        from condgen.eval.synthesize import latent_kind, load_generator
 
         self.run = Path(run)
         self.device = device
@@ -101,7 +101,7 @@ class PaintModel:
         self.dataset = dataset_name(self.run)
         self.classes = class_table(self.spec, self.dataset)
         self.n_ids = len(self.classes)
-        self.multimodal = bool(getattr(self.gan.G, "use_vae", False))
+        self.multimodal = latent_kind(self.gan.G) is not None  # a VAE z or 3-D noise (OASIS)
         self.has_encoder = getattr(self.gan, "E", None) is not None
         self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
         self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
@@ -297,7 +297,7 @@ class PaintModel:
             raise InputError(f"samples must be 1..{MAX_SAMPLES}, got {samples}")
         if samples > 1 and not self.multimodal:
             raise InputError(
-                "this generator takes no latent (use_vae = False): every sample would be the same; "
+                "this generator takes no latent (no VAE, no 3-D noise): every sample would be the same; "
                 "use samples = 1"
             )
         if not 0 <= seed < 2**63:

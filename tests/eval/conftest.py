@@ -14,13 +14,25 @@ VAE = [
 ]
 
 
-def train_tiny(run_dir: Path, *bindings: str) -> Path:
+OASIS_GIN = Path(__file__).resolve().parents[2] / "gin" / "ablations" / "oasis" / "oasis.gin"
+OASIS = [
+    "OASISGenerator.ngf = 8",
+    "OASISDiscriminator.ndf = 4",
+    "NoiseCondition.z_dim = 8",
+    "SyntheticLandscapes.crop_size = 64",  # the OASIS discriminator needs sides divisible by 64
+]
+
+
+def train_tiny(run_dir: Path, *bindings: str, files: tuple[Path, ...] = ()) -> Path:
     from accelerate.state import AcceleratorState, GradientState
 
     from condgen.cli.gin_setup import parse_gin
     from condgen.train.loop import train
 
-    parse_gin([TINY], ["train.max_steps = 2", "train.sample_every = None", "train.save_every = 1", *bindings])
+    parse_gin(
+        [TINY, *files],
+        ["train.max_steps = 2", "train.sample_every = None", "train.save_every = 1", *bindings],
+    )
     try:
         train(run_dir)
     finally:
@@ -37,6 +49,12 @@ def spade_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def vae_run(tmp_path_factory) -> Path:
     return train_tiny(tmp_path_factory.mktemp("runs") / "vae", *VAE)
+
+
+@pytest.fixture(scope="session")
+def oasis_run(tmp_path_factory) -> Path:
+    """A tiny OASIS (3-D noise generator, OASIS discriminator and objective), 64 px, ngf 8, 2 steps."""
+    return train_tiny(tmp_path_factory.mktemp("runs") / "oasis", *OASIS, files=(OASIS_GIN,))
 
 
 @pytest.fixture(scope="session")

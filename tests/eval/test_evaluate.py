@@ -140,3 +140,41 @@ def test_two_processes_give_the_single_process_numbers(spade_run, tiny_segmenter
     assert two["protocol"]["processes"] == 2 and two["protocol"]["images"] == 5
     for k in ("fid", "kid_mean", "miou", "pixel_accuracy", "real_miou"):
         assert two["metrics"][k] == pytest.approx(one["metrics"][k], rel=1e-5, abs=1e-9), k
+
+
+def test_segmenter_feature_diversity_of_a_noise_model_from_the_cli(oasis_run, tmp_path, monkeypatch, capsys):
+    """`--diversity_features segmenter` on a tiny OASIS: its own column, record and label, never LPIPS."""
+    from condgen.cli.main import main
+
+    monkeypatch.setenv("CONDGEN_CACHE", str(tmp_path / "cache"))
+    recipe = [
+        "load_segmenter.recipe = @LandscapeRecipe()",
+        "LandscapeRecipe.train_images = 16",
+        "LandscapeRecipe.steps = 4",
+        "LandscapeRecipe.batch_size = 8",
+        "LandscapeRecipe.width = 4",
+        "LandscapeRecipe.val_images = 4",
+    ]
+    out = tmp_path / "m.json"
+    argv = ["eval", str(oasis_run), "--num_images", "2", "--features", "segmenter", "--kid_subsets", "5"]
+    argv += ["--diversity_maps", "2", "--diversity_samples", "3", "--diversity_features", "segmenter"]
+    assert main([*argv, "--out", str(out), "--gin_bindings", *recipe]) == 0
+    rec = json.loads(out.read_text())
+    m, p = rec["metrics"], rec["protocol"]
+    assert m["seg_diversity"] > 0 and "lpips_diversity" not in m
+    d = p["seg_diversity"]
+    assert d["maps"] == 2 and d["samples_per_map"] == 3 and d["metric"] == "seg_diversity"
+    assert d["distance"]["name"] == "seg-feature-distance:landscape" and "NOT LPIPS" in d["distance"]["what"]
+    assert d["distance"]["weights_sha256"] == p["features"]["weights_sha256"]
+    assert p["latent"] == "3-D noise seeded per image" and p["meaningless"] == []
+    assert {"key": "seg_diversity", "header": "seg-feature div.", "better": "higher", "scale": 1.0} in rec[
+        "columns"
+    ]
+    assert not any(c["key"] == "lpips_diversity" for c in rec["columns"])
+    again = tmp_path / "again.json"
+    assert main([*argv, "--out", str(again), "--gin_bindings", *recipe]) == 0  # seeded: the same number
+    assert json.loads(again.read_text())["metrics"]["seg_diversity"] == m["seg_diversity"]
+    assert "seg_diversity" in capsys.readouterr().out
+    line = rec["protocol_line"]
+    assert "3-D noise seeded per image, seed 0" in line and "VAE latents" not in line
+    assert "diversity seg_diversity (seg-feature-distance:landscape) over 2 maps x 3" in line

@@ -101,3 +101,21 @@ def test_paper_names_of_the_table2_cells():
         D=net("MultiscalePatchDiscriminator", semantic_embedding=True),
     )
     assert paper_names(spade) == ("SPADE w/ FP", "MsPatch+SE")
+
+
+def test_report_labels_segmenter_feature_diversity(oasis_run, tiny_segmenter, tmp_path):
+    """The report's diversity column is named after what was measured: never 'LPIPS' for seg features."""
+    evaluate(
+        oasis_run,
+        num_images=2,
+        features="segmenter",
+        segmenter=tiny_segmenter,
+        cache=tmp_path / "c",
+        kid_subsets=5,
+        diversity_maps=1,
+        diversity_samples=2,
+        diversity_features="segmenter",
+    )
+    text = compare([oasis_run], tmp_path / "report", names=["oasis"], maps=1).read_text()
+    assert "seg-feature div." in text and "LPIPS" not in text
+    assert "diversity seg_diversity (seg-feature-distance:landscape)" in text

@@ -128,3 +128,46 @@ def test_lpips_backbone_loads_offline_and_is_checked(tmp_path, monkeypatch):
     lp = diversity.LPIPS(weights=f)
     assert torch.equal(lp.net.net.slice5._modules["10"].weight, sd["features.10.weight"])
     assert lp.record["backbone_sha256"] == sha256_file(f)
+
+
+def test_segmenter_feature_distance_is_zero_for_identical_samples_and_positive_otherwise(tiny_segmenter):
+    dist = diversity.SegmenterFeatureDistance(tiny_segmenter)
+    same = torch.rand(1, 3, 32, 32).repeat(3, 1, 1, 1) * 2 - 1
+    assert diversity.mean_pairwise(dist, same) == (pytest.approx(0.0, abs=1e-6), 3)
+    different = torch.rand(4, 3, 32, 32) * 2 - 1
+    mean, pairs = diversity.mean_pairwise(dist, different)
+    assert pairs == 6 and 0 < mean <= 4
+    a, b = different[:2], different[2:]
+    torch.testing.assert_close(dist(a, b), dist(b, a))  # symmetric
+    # the recipe by hand: unit-normalised channels, squared difference summed over channels, spatial mean
+    fa, fb = tiny_segmenter.feature_maps(a), tiny_segmenter.feature_maps(b)
+    assert len(fa) == 3
+    by_hand = sum(
+        (diversity.unit_normalize(x) - diversity.unit_normalize(y)).pow(2).sum(1).mean((1, 2))
+        for x, y in zip(fa, fb, strict=True)
+    ) / len(fa)
+    torch.testing.assert_close(dist(a, b), by_hand)
+    rec = dist.record
+    assert rec["name"] == "seg-feature-distance:landscape" and "NOT LPIPS" in rec["what"]
+    assert rec["weights_sha256"] == tiny_segmenter.record["weights_sha256"]
+
+
+def test_segmenter_without_feature_maps_is_refused():
+    class Logits(torch.nn.Module):
+        def forward(self, img):
+            return torch.zeros(img.shape[0], 3, *img.shape[-2:])
+
+    register_segmenter(
+        dataclasses.replace(
+            get_segmenter("landscape"),
+            name="nomaps",
+            num_classes=3,
+            input_size=None,
+            builder=lambda spec, paths: (Logits(), {}),
+        )
+    )
+    try:
+        with pytest.raises(TypeError, match="no feature maps"):
+            diversity.SegmenterFeatureDistance(load_segmenter("nomaps"))
+    finally:
+        SEGMENTERS.pop("nomaps")

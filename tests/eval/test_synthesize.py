@@ -111,3 +111,69 @@ def test_converted_official_folder_loads(tmp_path):
     assert info["kind"] == "converted official" and spec.crop_size == 32 and spec.semantic_nc == 9
     for k, v in nets["G"].state_dict().items():
         assert torch.equal(v, gan.G.state_dict()[k]), k
+
+
+def test_noise_model_samples_per_map_from_the_cli(oasis_run, maps, tmp_path):
+    """3-D noise (OASIS): N files per map with different noise, seeded, the same through the CLI."""
+    from condgen.cli.main import main
+
+    labels, _ = maps
+    argv = ["synthesize", "--run", str(oasis_run), "--labels", str(labels), "--samples_per_map", "3"]
+    assert main([*argv, "--out", str(tmp_path / "cli"), "--seed", "4"]) == 0
+    rec = synthesize_folder(oasis_run, labels, tmp_path / "api", samples=3, seed=4, batch_size=2)
+    assert rec["latent"] == "3-D noise" and len(rec["files"]) == 9 and rec["resample_class"] is None
+    for f in rec["files"]:
+        assert np.array_equal(pixels(tmp_path / "cli" / f), pixels(tmp_path / "api" / f)), f
+    out = tmp_path / "api" / "images" / "synthesized_image"
+    for name in ("val_00000", "val_00001", "val_00002"):
+        s = [pixels(out / f"{name}_s{k:02d}.png") for k in range(3)]
+        assert s[0].shape == (64, 64, 3)
+        assert not np.array_equal(s[0], s[1]) and not np.array_equal(s[1], s[2])
+    other = synthesize_folder(oasis_run, labels, tmp_path / "seed5", samples=3, seed=5)
+    assert any(
+        not np.array_equal(pixels(tmp_path / "api" / f), pixels(tmp_path / "seed5" / f))
+        for f in other["files"]
+    )
+
+
+def test_local_resampling_redraws_only_where_the_class_is(oasis_run, maps, tmp_path):
+    labels, _ = maps
+    present = {f.stem: set(np.unique(np.asarray(Image.open(f)))) for f in sorted(labels.iterdir())}
+    counts = {c: sum(c in p for p in present.values()) for c in range(9)}
+    cls = min((c for c in counts if counts[c]), key=lambda c: (counts[c] == len(present), counts[c]))
+    rec = synthesize_folder(oasis_run, labels, tmp_path / "r", samples=3, resample_class=str(cls))
+    r = rec["resample_class"]
+    assert r["id"] == cls and r["maps_without_it"] == [n for n, p in present.items() if cls not in p]
+    plain = synthesize_folder(oasis_run, labels, tmp_path / "p", samples=1)
+    out = tmp_path / "r" / "images" / "synthesized_image"
+    for name, classes in present.items():
+        s = [pixels(out / f"{name}_s{k:02d}.png") for k in range(3)]
+        # sample 0 is the map's ordinary (seeded) image
+        assert np.array_equal(s[0], pixels(tmp_path / "p" / "images" / "synthesized_image" / f"{name}.png"))
+        if cls in classes:
+            assert not np.array_equal(s[0], s[1]) and not np.array_equal(s[1], s[2])
+        else:  # no region: nothing to redraw
+            assert np.array_equal(s[0], s[1]) and np.array_equal(s[0], s[2])
+    assert plain["latent"] == "3-D noise"
+    named = synthesize_folder(oasis_run, labels, tmp_path / "n", samples=2, resample_class="sky")
+    assert named["resample_class"]["id"] == 0 and named["resample_class"]["name"] == "sky"
+
+
+def test_resampling_needs_a_latent_and_says_so(spade_run, vae_run, oasis_run, maps, tmp_path):
+    from condgen.cli.main import main
+
+    labels, _ = maps
+    with pytest.raises(ValueError, match="needs a generator with 3-D noise .* or a VAE"):
+        synthesize_folder(spade_run, labels, tmp_path / "x", samples=2)
+    with pytest.raises(ValueError, match="local resampling .* 3-D noise"):
+        synthesize_folder(spade_run, labels, tmp_path / "x", samples=2, resample_class=0)
+    with pytest.raises(ValueError, match="VAE latent, one vector for the whole image"):
+        synthesize_folder(vae_run, labels, tmp_path / "x", samples=2, resample_class=0)
+    with pytest.raises(ValueError, match="--samples N >= 2"):
+        synthesize_folder(oasis_run, labels, tmp_path / "x", resample_class=0)
+    with pytest.raises(ValueError, match="class ids of this model are 0..8"):
+        synthesize_folder(oasis_run, labels, tmp_path / "x", samples=2, resample_class=9)
+    with pytest.raises(ValueError, match="classes: sky, cloud"):
+        synthesize_folder(oasis_run, labels, tmp_path / "x", samples=2, resample_class="lava")
+    argv = ["synthesize", "--run", str(spade_run), "--labels", str(labels), "--out", str(tmp_path / "x")]
+    assert main([*argv, "--samples", "2", "--resample_class", "1"]) == 2

@@ -25,6 +25,9 @@ NAME=${NAME:-synthetic}
 TITLE=${TITLE:-"Synthetic benchmark: SPADE vs CC-FPSE and the CC-FPSE Table 2 cells"}
 NOTES=${NOTES:-gin/bench/notes.md}
 DIVERSITY=${DIVERSITY:-0}                   # label maps for the diversity column (multi-modal cells)
+# diversity in the landscape segmenter's feature space (seg_diversity, not LPIPS: the ImageNet AlexNet that
+# LPIPS needs is meaningless on these images and absent offline); 'alexnet' for LPIPS
+DIVERSITY_FEATURES=${DIVERSITY_FEATURES:-segmenter}
 if [ "${1:-}" = oasis ]; then
   CELLS="baseline_spade__mspatch bench/spade_vae ablations/oasis/oasis \
 ablations/oasis/spade_g__oasis_d ablations/oasis/oasis_g__mspatch_d"
@@ -50,7 +53,8 @@ for cell in $CELLS; do
   for ckpt in "${ckpts[@]}"; do
     step=${ckpt##*_}
     [ -f "$run/eval/val_step${step}_segmenter.json" ] || \
-      $PY -m condgen eval "$ckpt" --features segmenter --num_images "$IMAGES" --diversity_maps "$DIVERSITY"
+      $PY -m condgen eval "$ckpt" --features segmenter --num_images "$IMAGES" --diversity_maps "$DIVERSITY" \
+        --diversity_features "$DIVERSITY_FEATURES"
   done
 done
 

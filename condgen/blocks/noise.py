@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from condgen.blocks.condition import ConditionSource
+from condgen.ops.label_conv import cat_labels
 from condgen.registry import register
 
 
@@ -57,7 +58,8 @@ class NoiseCondition(ConditionSource):
         return z.to(seg)
 
     def label_input(self, seg: Tensor, z: Tensor | None = None) -> Tensor:
-        return torch.cat([self.noise_map(seg, z), seg], dim=1)
+        """cat(noise map, seg), labelled so that convolutions read its label channels label-sparse."""
+        return cat_labels(seg, before=self.noise_map(seg, z))
 
     def forward(self, labels: Tensor) -> list[Tensor]:
         return [labels]

@@ -10,10 +10,11 @@ to fp32 round-off (the sums run in another order).
   k*k shifted id maps, the table being the weight with one zero row per tap for the zero padding. Backward:
   the weight gradient by scatter-add (`index_add_`) of the output gradient rows, one per tap; the bias
   gradient by a sum; no gradient to the ids.
-- `LabelLayout`: "channels [0, num_labels) of this tensor are the one-hot map of `ids`; the others are
-  these dense parts". It rides on the tensor it describes (an attribute, so it lives exactly as long), is
-  found by `label_layout(x)` (or detected there: an exactly one-hot prefix of all channels, or of all but
-  the last one, the instance edges) and made by `cat_labels(seg, *features)` for `cat(seg, features)`.
+- `LabelLayout`: "channels [offset, offset + num_labels) of this tensor are the one-hot map of `ids`; the
+  others are these dense parts" (offset 0 but for OASIS's 3-D noise, which comes before the labels). It
+  rides on the tensor it describes (an attribute, so it lives exactly as long), is found by
+  `label_layout(x)` (or detected there: an exactly one-hot prefix of all channels, or of all but the last
+  one, the instance edges) and made by `cat_labels(seg, *features, before=z)` for `cat(z, seg, features)`.
   `layout.at(size)` is the nearest-resized layout (ids resized, identical to resizing the one-hot map),
   cached per size, so every layer at one resolution shares one id map.
 - `conv_labels(conv, x, size)`: what the blocks call instead of `conv(F.interpolate(x, size))`: the label
@@ -165,13 +166,14 @@ def label_conv2d(ids: Tensor, weight: Tensor, bias: Tensor | None = None, stride
 # -------------------------------------------------------------------------------------- the label layout
 @dataclass(eq=False)
 class LabelLayout:
-    """Channels [0, num_labels) of a (N, channels, H, W) tensor are `one_hot(ids)`; each other channel
-    range [c, c + part.shape[1]) is `part` (instance edges, features), in `parts` as (c, part)."""
+    """Channels [offset, offset + num_labels) of a (N, channels, H, W) tensor are `one_hot(ids)`; each
+    other channel range [c, c + part.shape[1]) is `part` (noise, edges, features), in `parts` as (c, part)."""
 
     ids: Tensor  # (N, H, W), `_id_dtype(num_labels)`
     num_labels: int
     channels: int
     parts: tuple[tuple[int, Tensor], ...] = ()
+    offset: int = 0
     _sizes: dict[tuple[int, int], LabelLayout] = field(default_factory=dict, repr=False)
 
     @property
@@ -186,7 +188,7 @@ class LabelLayout:
         if size not in self._sizes:
             ids = F.interpolate(self.ids[:, None].float(), size=size, mode="nearest")[:, 0].to(self.ids.dtype)
             parts = tuple((c, F.interpolate(p, size=size, mode="nearest")) for c, p in self.parts)
-            self._sizes[size] = LabelLayout(ids, self.num_labels, self.channels, parts)
+            self._sizes[size] = LabelLayout(ids, self.num_labels, self.channels, parts, self.offset)
         return self._sizes[size]
 
 
@@ -288,23 +290,29 @@ def _worth(layout: LabelLayout | None, mode: str) -> LabelLayout | None:
 
 
 @torch.compiler.disable
-def cat_labels(seg: Tensor, *features: Tensor, size: tuple[int, int] | None = None) -> Tensor:
-    """`torch.cat([F.interpolate(seg, size, mode='nearest'), *features], 1)`, labelled with its layout.
+def cat_labels(
+    seg: Tensor, *features: Tensor, size: tuple[int, int] | None = None, before: Tensor | None = None
+) -> Tensor:
+    """`torch.cat([before, F.interpolate(seg, size, mode='nearest'), *features], 1)` with its layout.
 
-    seg: the one-hot (+ edges) map; features: maps of `size` (default: seg's size). The layout (seg's,
-    resized, with the features as dense parts) lets `conv_labels` skip the one-hot channels.
+    seg: the one-hot (+ edges) map; features (and `before`, e.g. OASIS's noise map): maps of `size`
+    (default: seg's size). The layout (seg's, resized, with the others as dense parts) lets `conv_labels`
+    skip the one-hot channels.
     """
     size = tuple(seg.shape[-2:]) if size is None else tuple(int(s) for s in size)
     resized = seg if tuple(seg.shape[-2:]) == size else F.interpolate(seg, size=size, mode="nearest")
-    out = torch.cat([resized, *features], 1)
+    front = [] if before is None else [before]
+    out = torch.cat([*front, resized, *features], 1)
     base = label_layout(seg, what="the label map")
     if base is not None:
-        base = base.at(size)
-        parts, c = list(base.parts), base.channels
+        base, shift = base.at(size), sum(t.shape[1] for t in front)
+        parts = [(0, before)] if before is not None else []
+        parts += [(c + shift, p) for c, p in base.parts]
+        c = base.channels + shift
         for f in features:
             parts.append((c, f))
             c += f.shape[1]
-        _attach(out, LabelLayout(base.ids, base.num_labels, c, tuple(parts)))
+        _attach(out, LabelLayout(base.ids, base.num_labels, c, tuple(parts), base.offset + shift))
     else:
         _attach(out, None)
     return out
@@ -333,8 +341,8 @@ def conv_labels(conv: nn.Conv2d, x: Tensor, size: tuple[int, int] | None = None,
             x = F.interpolate(x, size=size, mode="nearest")
         return conv(x)
     layout = layout.at(size)
-    weight, k = conv.weight, layout.num_labels  # read once: a spectral norm steps once, as in conv(x)
-    out = label_conv2d(layout.ids, weight[:, :k], conv.bias, conv.stride, conv.padding)
+    weight, k, o = conv.weight, layout.num_labels, layout.offset  # read once: a spectral norm steps once
+    out = label_conv2d(layout.ids, weight[:, o : o + k], conv.bias, conv.stride, conv.padding)
     device = x.device.type
     if torch.is_autocast_enabled(device):
         out = out.to(torch.get_autocast_dtype(device))

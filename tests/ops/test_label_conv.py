@@ -231,3 +231,24 @@ def test_checkpointed_heads_keep_the_sparse_path():
     block = lambda i, o, c: CCResBlock(i, o, c, hidden=8, checkpoint_heads=True)  # noqa: E731
     fn = lambda: CCFPSEGenerator(11, crop_size=32, ngf=4, use_vae=False, block=block)  # noqa: E731
     _close(_step(fn, "on", [seg]), _step(fn, "off", [seg]), 1e-4)
+
+
+def test_labels_after_a_noise_map_oasis_order(_on):
+    """OASIS's 3-D noise comes before the labels: cat(z, seg); the label channels are still gathered."""
+    from condgen.blocks.noise import NoiseCondition
+
+    seg = _seg(nc=40, edges=False)
+    cond = NoiseCondition(40, z_dim=5)
+    x = cond.label_input(seg, torch.randn(2, 5))
+    layout = label_layout(x, detect=False)
+    assert layout is not None and (layout.offset, layout.num_labels, layout.channels) == (5, 40, 45)
+    conv = nn.Conv2d(45, 8, 3, padding=1)
+    for size in [(16, 16), (8, 8)]:
+        dense = conv(F.interpolate(x, size=size, mode="nearest"))
+        torch.testing.assert_close(conv_labels(conv, x, size), dense, rtol=1e-5, atol=1e-5)
+    out = conv_labels(conv, x, (8, 8))
+    out.square().sum().backward()
+    sparse_grad = conv.weight.grad.clone()
+    conv.weight.grad = None
+    conv(F.interpolate(x, size=(8, 8), mode="nearest")).square().sum().backward()
+    torch.testing.assert_close(sparse_grad, conv.weight.grad, rtol=1e-4, atol=1e-5)

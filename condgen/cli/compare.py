@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from condgen.rundir import CheckpointError
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             notes=notes,
             name=args.name,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {md} and {md.with_suffix('.html')}")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from condgen.cli.gin_setup import add_bindings_argument
+from condgen.rundir import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             cache=args.cache,
             progress=True,
         )
-    except (WeightsNotFoundError, WeightsMismatchError, FileNotFoundError, ValueError, KeyError) as e:
+    except (WeightsNotFoundError, WeightsMismatchError, FileNotFoundError, ValueError, KeyError,
+            CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if record:  # the main process

@@ -16,6 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from condgen.rundir import CheckpointError
+
 LOOPBACK = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         model = PaintModel(args.run, ema=args.ema, device=args.device, examples=args.examples)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except (FileNotFoundError, KeyError, ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     local = args.host in LOOPBACK

@@ -250,6 +250,11 @@ def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tup
     from condgen.train.build import build_gan
 
     ckpt = resolve_checkpoint(path)
+    problem = checkpoint_problem(ckpt)
+    if problem:
+        older, _ = resumable_checkpoint(ckpt.parent)
+        hint = f"; the newest complete checkpoint of that run is {older}" if older and older != ckpt else ""
+        raise CheckpointError(f"cannot load {ckpt}: {problem}{hint}")
     state = read_state(ckpt)
     if "spec" not in state:
         raise KeyError(f"{ckpt / STATE_FILE} has no 'spec' (an older condgen saved it); use build_gan")

@@ -47,6 +47,20 @@ def test_a_truncated_latest_checkpoint_is_named_and_resume_takes_the_previous_on
     assert steps_logged(run_dir) == [1, 2, 3, 4, 5]  # steps 3-4 logged again, once, after the fallback
 
 
+def test_loading_a_truncated_checkpoint_names_the_file_and_the_complete_one(tmp_path):
+    from condgen.rundir import CheckpointError
+    from condgen.train.state import load_run
+
+    run_dir = tmp_path / "run"
+    assert train(run_dir) == 0
+    truncate(run_dir / "step_4" / "model.safetensors")
+    with pytest.raises(
+        CheckpointError, match=r"step_4/model.safetensors is truncated.*complete checkpoint .*step_2"
+    ):
+        load_run(run_dir)
+    load_run(run_dir / "step_2")
+
+
 def test_an_old_checkpoint_without_a_size_list_is_checked_by_its_safetensors_headers(tmp_path):
     run_dir = tmp_path / "run"
     assert train(run_dir, "train.max_steps = 2") == 0

@@ -90,7 +90,7 @@ def check_run_dir(run_dir: str | Path) -> None:
                           "that does not exist yet)")
     if not run_dir.is_dir() or is_marked(run_dir) or is_legacy_run(run_dir):
         return
-    entries = sorted(p.name for p in run_dir.iterdir())
+    entries = sorted(p.name for p in run_dir.iterdir() if p.name not in (LOCK_FILE, f"{MARKER_FILE}.tmp"))
     if entries:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise RunDirError(
@@ -139,8 +139,10 @@ class RunDirLock:
         self.fd: int | None = None
 
     def acquire(self) -> RunDirLock:
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return self
         for _ in range(10):  # the file may be unlinked by its holder between our open and our lock
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:

@@ -31,6 +31,7 @@ from condgen.objectives.base import total
 from condgen.rundir import (
     CONFIG_FILE,
     LOCK_FILE,
+    MARKER_FILE,
     METRICS_FILE,
     RunDirLock,
     check_run_dir,
@@ -189,10 +190,10 @@ class _Claim:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir, self.created = run_dir, not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock_existed = (run_dir / LOCK_FILE).exists()
+        new = {name for name in (MARKER_FILE, LOCK_FILE) if not (run_dir / name).exists()}
+        mark_run_dir(run_dir)  # first: other processes of the run must never see an unmarked non-empty folder
         self.lock = RunDirLock(run_dir).acquire()  # raises RunDirError naming the pid holding it
-        self.before = {p.name for p in run_dir.iterdir()} - (set() if lock_existed else {LOCK_FILE})
-        mark_run_dir(run_dir)
+        self.before = {p.name for p in run_dir.iterdir()} - new
         recover_checkpoints(run_dir)  # .step_<N>.old copies a killed save left
 
     def undo(self) -> None:

@@ -17,7 +17,15 @@ from safetensors.torch import load_file
 
 from condgen.cli.gin_setup import main
 from condgen.data.landscapes import export_landscapes
-from condgen.rundir import LOCK_FILE, MARKER_FILE, RunDirLock, latest_checkpoint, mark_run_dir, read_state
+from condgen.rundir import (
+    LOCK_FILE,
+    MARKER_FILE,
+    RunDirLock,
+    is_checkpoint,
+    latest_checkpoint,
+    mark_run_dir,
+    read_state,
+)
 from condgen.train import loop
 from condgen.train import state as st
 from condgen.train.guard import TrainingInterrupted
@@ -177,7 +185,6 @@ def test_only_the_main_process_takes_the_lock(tmp_path, monkeypatch):
     lock = RunDirLock(run_dir).acquire()  # as if rank 0 of this run held it
     try:
         monkeypatch.setenv("RANK", "1")
-        assert loop._launch_rank() == 1
         assert cli(run_dir, "train.max_steps = 1", *QUIET) == 0  # a rank > 0 neither locks nor is refused
         monkeypatch.setenv("RANK", "0")
         assert cli(run_dir, "train.max_steps = 2", *QUIET, resume=True) == 2
@@ -258,7 +265,7 @@ def test_a_save_killed_between_the_renames_is_put_back_at_the_next_save(tmp_path
     with pytest.raises(KeyboardInterrupt):
         save(acc, tmp_path, 1)  # re-saving step 1: step_1 -> .step_1.old, then killed
     monkeypatch.undo()
-    assert not (tmp_path / "step_1").exists() and st.is_checkpoint(tmp_path / ".step_1.old")
+    assert not (tmp_path / "step_1").exists() and is_checkpoint(tmp_path / ".step_1.old")
     save(acc, tmp_path, 2)
     assert not (tmp_path / ".step_1.old").exists()
     assert [p.name for p in st.checkpoint_dirs(tmp_path)] == ["step_1", "step_2"]  # the copy was put back
@@ -278,7 +285,7 @@ def test_a_leftover_old_copy_is_deleted_once_the_checkpoint_is_complete(tmp_path
     with pytest.raises(KeyboardInterrupt):
         save(acc, tmp_path, 1)
     monkeypatch.undo()
-    assert st.is_checkpoint(tmp_path / "step_1") and (tmp_path / ".step_1.old").is_dir()
+    assert is_checkpoint(tmp_path / "step_1") and (tmp_path / ".step_1.old").is_dir()
     save(acc, tmp_path, 2)
     assert not (tmp_path / ".step_1.old").exists()
 
@@ -291,7 +298,7 @@ def test_recovery_at_start_never_deletes_the_only_complete_copy(tmp_path):
     (tmp_path / ".step_2.old").mkdir()  # killed while deleting a leftover: step_2 complete
     (tmp_path / ".step_3.old").mkdir()  # incomplete and no step_3: kept, nothing to decide
     st.recover_checkpoints(tmp_path)
-    assert st.is_checkpoint(tmp_path / "step_1") and st.is_checkpoint(tmp_path / "step_2")
+    assert is_checkpoint(tmp_path / "step_1") and is_checkpoint(tmp_path / "step_2")
     assert sorted(p.name for p in tmp_path.glob(".step_*")) == [".step_3.old"]
 
 
@@ -300,7 +307,7 @@ def test_training_resolves_leftovers_when_it_starts(tmp_path):
     assert cli(run_dir, "train.max_steps = 2", "train.save_every = 1", "train.keep_last = None", *QUIET) == 0
     os.rename(run_dir / "step_1", run_dir / ".step_1.old")
     assert cli(run_dir, "train.max_steps = 2", *QUIET, resume=True) == 0  # nothing to train, still resolved
-    assert not (run_dir / ".step_1.old").exists() and st.is_checkpoint(run_dir / "step_1")
+    assert not (run_dir / ".step_1.old").exists() and is_checkpoint(run_dir / "step_1")
 
 
 # ---------------------------------------------------------------------------------------- 5. signals
@@ -312,6 +319,7 @@ def test_ctrl_c_saves_the_step_exits_130_and_resume_is_bit_identical(tmp_path, m
     def ctrl_c_in_step_2(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
+            assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler, "no SIGINT handler"
             os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step: the step still completes
         return real_step(*args, **kwargs)
 
@@ -332,6 +340,7 @@ def test_ctrl_c_saves_the_step_exits_130_and_resume_is_bit_identical(tmp_path, m
 
 def test_a_signal_before_training_starts_raises_at_once_and_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "no handler (it would kill pytest)"
         os.kill(os.getpid(), signal.SIGTERM)
         raise AssertionError("the handler should have raised")
 

@@ -159,6 +159,11 @@ def train(
         progress: show the progress bar (main process only).
     Speed switches (channels-last, torch.compile, fused Adam, cuDNN autotuning) are `SpeedOptions.*`
     bindings (`condgen/train/speed.py`); they leave the results of the step unchanged within tolerance.
+
+    The run directory (docs/training.md, "Run directories and signals"): a file or a foreign folder raises
+    `RunDirError`; the main process marks and locks it (a second trainer gets `RunDirError`); an error before
+    the first checkpoint removes what this call created; SIGINT / SIGTERM save the current step and raise
+    `TrainingInterrupted`.
     """
     args = {k: v for k, v in locals().items() if k not in ("run_dir", "resume")}
     run_dir = Path(run_dir)
@@ -172,7 +177,7 @@ def train(
         )
     stop_with_launcher()
     with StopSignals() as signals:
-        claim = _claim_run_dir(run_dir) if _launch_rank() == 0 else None  # only the main process locks
+        claim = _Claim(run_dir) if _launch_rank() == 0 else None  # only the main process locks
         try:
             return _train(run_dir, resume, settings, signals)
         except BaseException as e:
@@ -206,10 +211,6 @@ class _Claim:
 
     def release(self) -> None:
         self.lock.release()
-
-
-def _claim_run_dir(run_dir: Path) -> _Claim:
-    return _Claim(run_dir)
 
 
 def _launch_rank() -> int:

@@ -9,13 +9,19 @@
   summary.json      written at the end: where everything is, wall time, images/s, per-process weight hashes
   eval/             metrics files, `<split>_step<N>_<features>[_ema].json`
   convert.json      (converted official checkpoints) the official files they came from
-Pure path logic: nothing here imports torch or the rest of condgen.
+  .condgen-run      the marker: this folder is a condgen run (JSON: condgen version, creation time)
+  .condgen-lock     held (fcntl.flock) by the trainer writing the run; holds its pid and host
+  .step_<N>.tmp/    a checkpoint being written; .step_<N>.old/ the copy a re-save of step N moves aside
+Pure path and file logic: nothing here imports torch or the rest of condgen.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,163 @@ SAMPLES_DIR = "samples"
 TB_DIR = "tb"
 EVAL_DIR = "eval"
 CONVERT_FILE = "convert.json"
+MARKER_FILE = ".condgen-run"
+LOCK_FILE = ".condgen-lock"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+_OLD_DIR = re.compile(r"^\.step_(\d+)\.old$")
+
+
+class RunDirError(Exception):
+    """--run_dir cannot be used (a file, someone else's folder, or in use); the message names the fix."""
+
+
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / f"step_{step}"
+
+
+def temp_checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """Where a checkpoint is written before its rename to `step_<N>`."""
+    return Path(run_dir) / f".step_{step}.tmp"
+
+
+def old_checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """Where re-saving step N moves the previous `step_<N>` until the new one is in place."""
+    return Path(run_dir) / f".step_{step}.old"
+
+
+def old_checkpoint_dirs(run_dir: str | Path) -> list[tuple[Path, Path]]:
+    """(`.step_<N>.old`, `step_<N>`) for every moved-aside copy left in the run, oldest step first."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in run_dir.iterdir() if (m := _OLD_DIR.match(p.name))]
+    return [(p, checkpoint_dir(run_dir, step)) for step, p in sorted(found)]
+
+
+# ---------------------------------------------------------------------------------- what is a run dir
+def is_marked(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / MARKER_FILE).is_file()
+
+
+def is_legacy_run(run_dir: str | Path) -> bool:
+    """A run made before the marker existed: it has step_<N> checkpoints, a state.json or a summary.json."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return False
+    if (run_dir / STATE_FILE).is_file() or (run_dir / SUMMARY_FILE).is_file():
+        return True
+    return any(_STEP_DIR.match(p.name) and p.is_dir() for p in run_dir.iterdir())
+
+
+def check_run_dir(run_dir: str | Path) -> None:
+    """Raise `RunDirError` unless `run_dir` is absent, empty, a marked condgen run or an older condgen run."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"--run_dir {run_dir} is a file, not a folder; choose a new --run_dir (a folder "
+                          "that does not exist yet)")
+    if not run_dir.is_dir() or is_marked(run_dir) or is_legacy_run(run_dir):
+        return
+    entries = sorted(p.name for p in run_dir.iterdir() if p.name not in (LOCK_FILE, f"{MARKER_FILE}.tmp"))
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise RunDirError(
+            f"--run_dir {run_dir} is a folder that is not empty ({shown}) and not a condgen run (it has no "
+            f"{MARKER_FILE}); condgen would write its files among yours. Choose a new --run_dir"
+        )
+
+
+def mark_run_dir(run_dir: str | Path) -> Path:
+    """Create `run_dir` if needed and write its marker (kept as it is when there is one)."""
+    from condgen.version import __version__
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    marker = run_dir / MARKER_FILE
+    if not marker.is_file():
+        tmp = run_dir / f"{MARKER_FILE}.tmp"
+        tmp.write_text(json.dumps({"condgen": __version__, "format": 1, "created": time.time()}) + "\n")
+        os.replace(tmp, marker)
+    return marker
+
+
+def remove_entries(run_dir: str | Path, keep: set[str]) -> None:
+    """Delete every file and folder directly in `run_dir` whose name is not in `keep`."""
+    import shutil
+
+    for p in Path(run_dir).iterdir():
+        if p.name in keep:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------- the lock
+class RunDirLock:
+    """An exclusive `fcntl.flock` on `run_dir/.condgen-lock`, held while a trainer writes the run.
+
+    The OS drops the lock when the holder exits, however it exits, so a lock left by a killed trainer is
+    taken over silently; the pid and host in the file are only there for the message.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> RunDirLock:
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return self
+        for _ in range(10):  # the file may be unlinked by its holder between our open and our lock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise RunDirError(
+                    f"--run_dir {self.path.parent} is in use by another trainer ({holder}; lock "
+                    f"{self.path}). Wait for it to finish or stop it, or choose a new --run_dir"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+                return self
+            os.close(fd)
+        raise RunDirError(f"could not lock {self.path}: it keeps being replaced")
+
+    def release(self, *, remove: bool = False) -> None:
+        """Drop the lock; `remove` also deletes the file (unlinked first, so no one locks a stale name)."""
+        if self.fd is None:
+            return
+        if remove:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)  # closing the descriptor releases the flock
+        self.fd = None
+
+    def __enter__(self) -> RunDirLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if "pid" not in info:
+        return "pid unknown"
+    return f"pid {info['pid']} on host {info.get('host', '?')}"
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:

@@ -3,7 +3,8 @@
 Parse order (later wins): the run's saved `config.gin` when resuming, then each `--gin FILE`, then each
 `--gin_bindings 'X.y = z'`. The repo's `gin/` folder is on gin's search path, so `include 'base/train.gin'`
 works from any directory. Unknown configurables or parameters fail with the available names of that kind
-and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error.
+and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error
+(without a checkpoint there are no weights to match: a marked run's own config.gin is only the base).
 Used by `experiments/run.py` and `python -m condgen train` (`main`).
 """
 
@@ -91,8 +92,11 @@ def default_run_dir(gin_files: list[str | Path]) -> Path:
     return Path("runs") / (Path(gin_files[-1]).stem if gin_files else "run")
 
 
-def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Path | None = None) -> None:
-    """Parse (saved config,) files, then bindings into gin's global config, with readable errors."""
+def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Path | None = None,
+              compare_architecture: bool = True) -> None:
+    """Parse (saved config,) files, then bindings into gin's global config, with readable errors.
+
+    With a saved config and `compare_architecture`, a changed architecture binding is a `ConfigError`."""
     import_configurables()
     install_reader()
     bindings = translate_bindings(list(bindings))
@@ -101,10 +105,12 @@ def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Pat
     if saved_config is not None:
         run_user_imports(bindings)  # the user's imports first: the saved config's own are not run
         mark_saved(saved_config)
+    compare = saved_config is not None and compare_architecture
+    if compare:
         _parse([saved_config], [])
         before = _architecture_bindings()
     _parse([*([saved_config] if saved_config else []), *resolved], bindings)
-    if saved_config is not None:
+    if compare:
         after = _architecture_bindings()
         changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
         if changed:
@@ -270,7 +276,9 @@ def _resolved_repr(value: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags and gin, then train. Exit codes: 0 done, 1 non-finite loss, 2 bad flags, config or data."""
+    """Parse flags and gin, then train. Exit codes: 0 done, 1 non-finite loss, 2 bad flags, config, data or
+    run directory (a file, someone else's folder, locked by another trainer), 130 / 143 stopped by SIGINT /
+    SIGTERM after saving a checkpoint."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run_dir, resume = prepare(args)
@@ -278,38 +286,47 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from condgen.data.errors import DataError
+    from condgen.rundir import RunDirError
+    from condgen.train.guard import TrainingInterrupted
     from condgen.train.loop import NonFiniteLossError, train
     from condgen.train.setup import SettingsError, plain_message
     from condgen.train.state import CheckpointError, DiskFullError
 
     try:
         train(run_dir, resume=resume, new_rng=args.new_rng)
-    except (DataError, FileExistsError, SettingsError, CheckpointError, DiskFullError) as e:  # no traceback
+    except (DataError, FileExistsError, SettingsError, RunDirError, CheckpointError, DiskFullError) as e:
         print(f"error: {plain_message(e)}", file=sys.stderr)
         return 2
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as e:  # SIGINT / SIGTERM: 130 / 143, the checkpoint it saved named
+        print(e.message(), file=sys.stderr)
+        return e.exit_code
     return 0
 
 
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     """Validate flags and parse gin (saved config first when resuming); returns (run_dir, resume)."""
-    from condgen.rundir import CONFIG_FILE, resumable_checkpoint
+    from condgen.rundir import CONFIG_FILE, RunDirError, check_run_dir, is_marked, resumable_checkpoint
 
     if args.run_dir is None and not args.gin:
         raise ConfigError("give a --gin FILE (e.g. --gin gin/quickstart.gin), or --run_dir DIR --resume")
     run_dir = args.run_dir if args.run_dir is not None else default_run_dir(args.gin)
-    saved = None
+    try:
+        check_run_dir(run_dir)  # a file, or a folder of someone else's: refused before anything is read
+    except RunDirError as e:
+        raise ConfigError(str(e)) from None
+    saved, from_checkpoint = None, False
     if args.resume:
         ckpt, _ = resumable_checkpoint(run_dir)  # the one train() resumes from (it warns about the others)
-        for candidate in ([ckpt / CONFIG_FILE] if ckpt else []) + [run_dir / CONFIG_FILE]:
-            if candidate.is_file():
-                saved = candidate
-                break
+        if ckpt is not None and (ckpt / CONFIG_FILE).is_file():
+            saved, from_checkpoint = ckpt / CONFIG_FILE, True
+        elif is_marked(run_dir) and (run_dir / CONFIG_FILE).is_file():
+            saved = run_dir / CONFIG_FILE  # a run killed before its first checkpoint: no weights to match
         if saved is None and not args.gin:
             raise ConfigError(f"--resume: {run_dir} has no checkpoint or config.gin; give the --gin files")
     elif not args.gin:
         raise ConfigError(f"no --gin file given for the new run in {run_dir} (add --resume to continue it)")
-    parse_gin(args.gin, args.gin_bindings, saved_config=saved)
+    parse_gin(args.gin, args.gin_bindings, saved_config=saved, compare_architecture=from_checkpoint)
     return run_dir, args.resume

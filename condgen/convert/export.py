@@ -13,7 +13,7 @@ from torch import nn
 
 from condgen.convert.official import OfficialConfig
 from condgen.data.spec import DataSpec
-from condgen.rundir import CONFIG_FILE, CONVERT_FILE, LATEST_FILE, STATE_FILE
+from condgen.rundir import CONFIG_FILE, CONVERT_FILE, LATEST_FILE, STATE_FILE, mark_run_dir
 
 
 def _gin_value(v: object) -> str:
@@ -79,6 +79,7 @@ def write_run_dir(
     (tmp / LATEST_FILE).write_text("step_0\n")
     (tmp / CONVERT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     (tmp / CONFIG_FILE).write_text(config_gin)
+    mark_run_dir(tmp)
     if out.exists():
         out.rmdir()
     os.replace(tmp, out)

@@ -17,6 +17,7 @@ normal early in fp16 training; the NaN guard watches the losses, not the scaled 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import warnings
 from pathlib import Path
@@ -28,9 +29,22 @@ from torch import Tensor, nn
 
 from condgen.objectives import Pix2PixHDObjective
 from condgen.objectives.base import total
-from condgen.rundir import CONFIG_FILE, METRICS_FILE, checkpoint_dirs, latest_checkpoint, read_state
+from condgen.rundir import (
+    CONFIG_FILE,
+    LOCK_FILE,
+    MARKER_FILE,
+    METRICS_FILE,
+    RunDirLock,
+    check_run_dir,
+    checkpoint_dirs,
+    latest_checkpoint,
+    mark_run_dir,
+    read_state,
+    remove_entries,
+)
 from condgen.train import schedule
 from condgen.train.data import make_loader
+from condgen.train.guard import StopSignals, TrainingInterrupted, stop_with_launcher
 from condgen.train.report import (
     MetricsLog,
     fixed_samples,
@@ -44,6 +58,7 @@ from condgen.train.setup import (
     StepContext,
     TrainSettings,
     build_run,
+    check_settings,
     checkpoint_state,
     replica_hashes,
     warn_layout_change,
@@ -52,6 +67,7 @@ from condgen.train.state import (
     CheckpointError,
     load_checkpoint,
     nonfinite_tensors,
+    recover_checkpoints,
     resumable_checkpoint,
     save_checkpoint,
 )
@@ -159,24 +175,80 @@ def train(
         progress: show the progress bar (main process only).
     Speed switches (channels-last, torch.compile, fused Adam, cuDNN autotuning) are `SpeedOptions.*`
     bindings (`condgen/train/speed.py`); they leave the results of the step unchanged within tolerance.
+
+    The run directory (docs/training.md, "Run directories and signals"): a file or a foreign folder raises
+    `RunDirError`; the main process marks and locks it (a second trainer gets `RunDirError`); an error before
+    the first checkpoint removes what this call created; SIGINT / SIGTERM save the current step and raise
+    `TrainingInterrupted`.
     """
     args = {k: v for k, v in locals().items() if k not in ("run_dir", "resume", "new_rng")}
     run_dir = Path(run_dir)
-    ckpt = None
-    if resume:
-        ckpt, skipped = resumable_checkpoint(run_dir)
-        if ckpt is None and skipped:
-            raise CheckpointError(f"--resume: no complete checkpoint in {run_dir} ({'; '.join(skipped)})")
-        if skipped:
-            warnings.warn(f"--resume passes over damaged checkpoints ({'; '.join(skipped)}) and continues "
-                          f"from {ckpt}, the newest complete one", stacklevel=1)
+    settings = TrainSettings(**args)
+    check_settings(settings)  # before anything touches the disk
+    check_run_dir(run_dir)
     if not resume and checkpoint_dirs(run_dir):
         raise FileExistsError(
             f"{run_dir} already holds checkpoints (latest {latest_checkpoint(run_dir).name}); pass --resume "
             "to continue that run, or choose a new --run_dir"
         )
-    run = build_run(TrainSettings(**args), run_dir=run_dir)
+    stop_with_launcher()
+    with StopSignals() as signals:
+        claim = _Claim(run_dir) if _launch_rank() == 0 else None  # only the main process locks
+        try:
+            return _train(run_dir, resume, new_rng, settings, signals)
+        except BaseException as e:
+            if claim is not None and not isinstance(e, NonFiniteLossError) and not checkpoint_dirs(run_dir):
+                claim.undo()  # an early failure leaves nothing of this run behind
+            raise
+        finally:
+            if claim is not None:
+                claim.release()
+
+
+class _Claim:
+    """The main process's hold on the run directory: the lock, and what it found there (to undo a failure)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.created = run_dir, not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        new = {name for name in (MARKER_FILE, LOCK_FILE) if not (run_dir / name).exists()}
+        mark_run_dir(run_dir)  # first: other processes of the run must never see an unmarked non-empty folder
+        self.lock = RunDirLock(run_dir).acquire()  # raises RunDirError naming the pid holding it
+        self.before = {p.name for p in run_dir.iterdir()} - new
+        recover_checkpoints(run_dir)  # .step_<N>.old copies a killed save left
+
+    def undo(self) -> None:
+        """Remove what this run created (never what was there before), the folder too if it made it."""
+        remove_entries(self.run_dir, keep=self.before | {LOCK_FILE})
+        self.lock.release(remove=LOCK_FILE not in self.before)
+        if self.created:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def _launch_rank() -> int:
+    """This process's global rank as the launchers set it (before Accelerate starts); 0 without one."""
+    for name in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK"):
+        if name in os.environ:
+            return int(os.environ[name])
+    return 0
+
+
+def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, signals: StopSignals) -> Path:
+    run = build_run(settings, run_dir=run_dir)
     s, acc = run.settings, run.accelerator
+    acc.wait_for_everyone()  # the main process has recovered leftovers of a killed save
+    ckpt = None
+    if resume:
+        ckpt, skipped = resumable_checkpoint(run_dir)
+        if ckpt is None and skipped:
+            raise CheckpointError(f"--resume: no complete checkpoint in {run_dir} ({'; '.join(skipped)})")
+        if skipped and run.main:
+            warnings.warn(f"--resume passes over damaged checkpoints ({'; '.join(skipped)}) and continues "
+                          f"from {ckpt}, the newest complete one", stacklevel=1)
     if resume and ckpt is None and run.main:
         print(f"--resume: no checkpoint in {run_dir} yet, starting a new run")
 
@@ -202,8 +274,7 @@ def train(
     fixed = fixed_samples(run.data, s.num_samples, s.seed)
     start_trackers(run, start, config)
     metrics = MetricsLog(run_dir / METRICS_FILE, enabled=run.main)
-    if run.main and start:
-        metrics.truncate_after(start)
+    metrics.truncate_after(start)  # a new start drops records a killed earlier attempt left
     loader = make_loader(
         run.data, s.batch_size, num_processes=acc.num_processes, process_index=acc.process_index, seed=s.seed,
         start=start * s.grad_accum, num_workers=s.num_workers, shuffle=s.shuffle,
@@ -228,7 +299,8 @@ def train(
 
     bar = progress_bar(run.steps, start, enabled=run.main and s.progress)
     t_run, t_log, last_logged = time.perf_counter(), time.perf_counter(), start
-    final = ckpt
+    final, stopped = ckpt, None
+    signals.deferred = True  # from here on SIGINT / SIGTERM stop the run at the end of the step
     for step in range(start, run.steps):
         where = schedule.Progress(step, s.grad_accum, run.per_epoch)
         factor = schedule.lr_factor(where.epoch, s.niter, s.niter_decay)
@@ -258,7 +330,17 @@ def train(
             write_samples(run, run_dir, done, fixed)
         if save_due:
             final = save(done, where.epoch)
+        stopped = _stop_requested(acc, signals)
+        if stopped:
+            if not save_due:
+                if run.ema is not None and s.ema_bn_batches:
+                    _recalibrate_ema(run, done)
+                final = save(done, where.epoch)
+            break
     bar.close()
+    if stopped:
+        acc.end_training()
+        raise TrainingInterrupted(stopped, done, final)
     if start < run.steps and (final is None or read_state(final)["step"] != run.steps):  # the end is saved
         if run.ema is not None and s.ema_bn_batches:
             _recalibrate_ema(run, run.steps)
@@ -273,6 +355,14 @@ def train(
 
 
 # -------------------------------------------------------------------------------------------- helpers
+def _stop_requested(acc: Any, signals: StopSignals) -> int:
+    """The signal that asked to stop (0: none); with several processes, any one's request stops them all."""
+    flag = signals.requested or 0
+    if acc.num_processes > 1:
+        flag = int(acc.gather(torch.tensor([flag], device=acc.device)).max())
+    return flag
+
+
 def _sync_on_last(s: StepContext, i: int, n: int, *models: nn.Module | None) -> contextlib.ExitStack:
     """Skip DDP's gradient all-reduce on every micro-batch but the last (gradient accumulation)."""
     stack = contextlib.ExitStack()

@@ -118,8 +118,9 @@ def tensorboard(accelerator: Any, fn: Any) -> None:
 
 
 def start_trackers(run: Any, start: int, config: str) -> None:
-    """TensorBoard under tb/; a resumed run drops the first run's records after its checkpoint."""
-    purge = {"purge_step": start + 1} if start else {}
+    """TensorBoard under tb/; records after the starting step (a killed attempt's, or a resumed run's past its
+    checkpoint) are dropped."""
+    purge = {"purge_step": start + 1}  # also drops what a killed earlier attempt at a new run logged
     run.accelerator.init_trackers(TB_DIR, init_kwargs={"tensorboard": purge})
     if run.main and start == 0:
         as_markdown = "\n".join("    " + line for line in config.splitlines())

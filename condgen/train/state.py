@@ -7,6 +7,9 @@ Layout of one checkpoint `run_dir/step_<N>/` (written as `.step_<N>.tmp/`, then 
   ema.safetensors               the EMA generator, when training keeps one
   config.gin                    the operative gin config of the run
   state.json                    step, epoch, batch layout; written last
+Re-saving a step moves the previous `step_<N>/` to `.step_<N>.old/` for the two renames; a kill between them
+leaves that copy, which `recover_checkpoints` (at the next save and at the start of training) deletes once
+`step_<N>` is complete, or renames back when `step_<N>` is missing: the only complete copy is never deleted.
 `run_dir/latest` names the newest complete checkpoint; it is replaced atomically after the rename. Everything
 is read back with safetensors or `torch.load(weights_only=True)`; nothing is unpickled.
 """
@@ -29,12 +32,17 @@ from condgen.rundir import (  # noqa: F401  (re-exported: the checkpoint API liv
     LATEST_FILE,
     STATE_FILE,
     CheckpointError,
+    checkpoint_dir,
     checkpoint_dirs,
     checkpoint_problem,
+    is_checkpoint,
     latest_checkpoint,
+    old_checkpoint_dir,
+    old_checkpoint_dirs,
     read_state,
     resolve_checkpoint,
     resumable_checkpoint,
+    temp_checkpoint_dir,
 )
 
 
@@ -87,7 +95,7 @@ def save_checkpoint(
     """
     run_dir = Path(run_dir)
     step = int(state["step"])
-    final, tmp = run_dir / f"step_{step}", run_dir / f".step_{step}.tmp"
+    final, tmp = checkpoint_dir(run_dir, step), temp_checkpoint_dir(run_dir, step)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt at this step
         tmp.mkdir(parents=True)
@@ -119,14 +127,14 @@ def save_checkpoint(
             ) from None
         raise
     if accelerator.is_main_process:
-        if final.exists():  # re-saving a step: move the old copy aside, never leave no copy
-            old = run_dir / f".step_{step}.old"
-            shutil.rmtree(old, ignore_errors=True)
+        recover_checkpoints(run_dir)  # leftovers of a save killed between the renames below
+        old = old_checkpoint_dir(run_dir, step)
+        if final.exists() and not old.exists():  # re-saving a step: the old copy aside, never no copy
             os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)  # a kill before this line leaves only a .tmp, which nothing reads
+        elif final.exists():  # an incomplete step_N beside its moved-aside copy: tmp is complete
+            shutil.rmtree(final)
+        os.replace(tmp, final)  # a kill before this line leaves a .tmp (nothing reads it) and maybe the .old
+        shutil.rmtree(old, ignore_errors=True)
         _write_atomic(run_dir / LATEST_FILE, final.name + "\n")
         prune_checkpoints(run_dir, keep_last)
     accelerator.wait_for_everyone()
@@ -149,6 +157,7 @@ def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def prune_checkpoints(run_dir: str | Path, keep_last: int | None) -> None:
     """Delete all but the newest `keep_last` complete checkpoints, and leftover temporary folders."""
     run_dir = Path(run_dir)
+    recover_checkpoints(run_dir)
     latest = latest_checkpoint(run_dir)
     for p in run_dir.glob(".step_*.tmp"):
         shutil.rmtree(p, ignore_errors=True)
@@ -159,6 +168,16 @@ def prune_checkpoints(run_dir: str | Path, keep_last: int | None) -> None:
     for p in checkpoint_dirs(run_dir)[:-keep_last]:
         if p != latest:
             shutil.rmtree(p, ignore_errors=True)
+
+
+def recover_checkpoints(run_dir: str | Path) -> None:
+    """Resolve `.step_<N>.old` copies a killed save left: deleted once `step_<N>` is complete, renamed back
+    to `step_<N>` when that is missing; any other combination is kept (never the only complete copy)."""
+    for old, final in old_checkpoint_dirs(run_dir):
+        if is_checkpoint(final):
+            shutil.rmtree(old, ignore_errors=True)
+        elif not final.exists() and is_checkpoint(old):
+            os.replace(old, final)
 
 
 def load_checkpoint(

@@ -7,9 +7,18 @@ import pytest
 
 from condgen.cli import gin_setup
 from condgen.cli.gin_setup import ConfigError, main, parse_gin
+from condgen.rundir import mark_run_dir
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).with_name("tiny.gin")
+
+
+def checkpoint_config(run_dir, text):
+    """A run directory whose one checkpoint holds `text` as its config.gin (what --resume compares with)."""
+    ckpt = run_dir / "step_1"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text('{"step": 1}')
+    (ckpt / "config.gin").write_text(text)
 
 
 def error_of(capsys, argv):
@@ -75,13 +84,12 @@ def test_bad_flags_exit_with_usage():
 
 def test_resume_rejects_a_changed_architecture(tmp_path):
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
     parse_gin([TINY], [])
     from condgen.data.landscapes import SyntheticLandscapes
     from condgen.train.build import build_gan
 
     build_gan(SyntheticLandscapes().spec)  # records the operative architecture bindings
-    (run_dir / "config.gin").write_text(gin.operative_config_str())
+    checkpoint_config(run_dir, gin.operative_config_str())
     args = gin_setup.build_parser().parse_args(["--gin", str(TINY), "--run_dir", str(run_dir), "--resume"])
     assert gin_setup.prepare(args) == (run_dir, True)
     args.gin_bindings = ["SPADEGenerator.ngf = 16", "train.max_steps = 50"]  # only the first is refused
@@ -98,8 +106,8 @@ def test_resume_compares_what_macros_stand_for(tmp_path):
     from condgen.train.build import build_gan
 
     build_gan(SyntheticLandscapes().spec)
-    (tmp_path / "config.gin").write_text(gin.operative_config_str())
-    assert "SPADEGenerator.ngf = %NGF" in (tmp_path / "config.gin").read_text()
+    checkpoint_config(tmp_path, gin.operative_config_str())
+    assert "SPADEGenerator.ngf = %NGF" in (tmp_path / "step_1" / "config.gin").read_text()
     args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume",
                                                 "--gin_bindings", "NGF = 8"])
     gin_setup.prepare(args)  # same value: fine
@@ -110,6 +118,7 @@ def test_resume_compares_what_macros_stand_for(tmp_path):
 
 def test_resume_without_gin_files_uses_the_saved_config(tmp_path):
     parse_gin([TINY], ["train.seed = 3"])
+    mark_run_dir(tmp_path)  # a run killed before its first checkpoint: its config.gin is the base
     (tmp_path / "config.gin").write_text(gin.config_str())
     args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume"])
     gin.clear_config()

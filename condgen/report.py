@@ -52,14 +52,20 @@ def paper_names(gan: Any) -> tuple[str, str]:
     block = type(getattr(G, "head_0", None)).__name__
     pyramid = type(getattr(G, "condition", None)).__name__ == "FeaturePyramidCondition"
     g = {"SPADEResBlock": "SPADE", "CCResBlock": "CC"}.get(block, type(G).__name__)
+    if type(G).__name__ == "OASISGenerator":
+        g = "OASIS"
+    elif type(getattr(G, "condition", None)).__name__ == "NoiseCondition":
+        g += " + 3-D noise"
     if g == "CC":
         g += " w/ FP" if pyramid else " w/o FP"
     elif pyramid:
         g += " w/ FP"
     se = bool(getattr(D, "semantic_embedding", False))
-    d = {"MultiscalePatchDiscriminator": "MsPatch", "FPSEDiscriminator": "FP"}.get(
-        type(D).__name__, type(D).__name__
-    )
+    d = {
+        "MultiscalePatchDiscriminator": "MsPatch",
+        "FPSEDiscriminator": "FP",
+        "OASISDiscriminator": "OASIS U-Net",
+    }.get(type(D).__name__, type(D).__name__)
     return g, d + ("+SE" if se else "")
 
 
@@ -263,7 +269,7 @@ def metrics_table(runs: list[RunSummary]) -> tuple[list[str], list[list[str]]]:
                 kid,
                 _fmt(m.get("miou"), 100, 1),
                 _fmt(m.get("pixel_accuracy"), 100, 1),
-                *[_fmt(m.get(c["key"]), c.get("scale", 1.0)) for c in extra],
+                *[_fmt(m.get(c["key"]), c.get("scale", 1.0), 3) for c in extra],
             ]
         )
     bound = next(

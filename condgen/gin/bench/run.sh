@@ -37,7 +37,7 @@ ablations/oasis/spade_g__oasis_d ablations/oasis/oasis_g__mspatch_d"
 fi
 TRAIN_ONLY=${TRAIN_ONLY:-0}                 # 1: train the cells, evaluate nothing
 # cells evaluated at every checkpoint (metric curves); the others only at their last one (saves CPU time)
-CURVES=${CURVES:-"baseline_spade__mspatch ccfpse__fpse"}
+CURVES=${CURVES-"baseline_spade__mspatch ccfpse__fpse"}
 
 mixin() { case "$1" in */*) echo "gin/$1.gin" ;; *) echo "gin/ablations/ccfpse_table2/$1.gin" ;; esac; }
 

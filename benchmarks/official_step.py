@@ -180,9 +180,11 @@ LOSS_NAMES = {"GAN": "G_GAN", "GAN_Feat": "G_feat", "VGG": "G_VGG", "KLD": "G_KL
               "D_real": "D_real"}
 
 
-def loss_diff(theirs: dict[str, float], ours: dict[str, float]) -> float:
-    """Max absolute difference over the official losses (every one must have a condgen counterpart)."""
-    return max(abs(v - ours[LOSS_NAMES[k]]) for k, v in theirs.items())
+def loss_diff(theirs: dict[str, float], ours: dict[str, float]) -> str:
+    """Max absolute difference over the official losses (every one must have a condgen counterpart), and
+    which loss it is."""
+    diff, name = max((abs(v - ours[LOSS_NAMES[k]]), k) for k, v in theirs.items())
+    return f"{diff:.1e} ({name})"
 
 
 def main() -> None:
@@ -253,14 +255,16 @@ def main() -> None:
             if r > 0:
                 times[side].append(time.perf_counter() - t0)
     print(machine_line())
-    print("official losses, first step:", {k: f"{v:.6g}" for k, v in losses[0]["official"].items()})
+    for r in (0, 1):
+        for side in sides:
+            print(f"losses, step {r + 1}, {side}:", {k: f"{v:.7g}" for k, v in losses[r][side].items()})
     rows = []
     for mode in modes:
         ratio = statistics.median(a / b for a, b in zip(times["official"], times[mode], strict=True))
         rows.append([args.model, args.size, args.ngf, args.batch, mode,
                      f"{statistics.median(times['official']):.2f}", f"{statistics.median(times[mode]):.2f}",
-                     f"{ratio:.2f}x", f"{loss_diff(losses[0]['official'], losses[0][mode]):.1e}",
-                     f"{loss_diff(losses[1]['official'], losses[1][mode]):.1e}"])
+                     f"{ratio:.2f}x", loss_diff(losses[0]["official"], losses[0][mode]),
+                     loss_diff(losses[1]["official"], losses[1][mode])])
     print(f"training step fp32, COCO-Stuff labels, official vs condgen interleaved, median of {args.rounds} "
           "rounds")
     print_table(["model", "size", "ngf", "batch", "label-sparse", "official s", "condgen s",

@@ -318,6 +318,28 @@ def cat_labels(
     return out
 
 
+@torch.compiler.disable
+def cat_batch_labels(maps: list[Tensor]) -> Tensor:
+    """`torch.cat(maps)` (along the batch) keeping the label layout the maps carry (ids and parts concatenated
+    too), so that a discriminator reading [seg; seg] does not search the one-hot channels again."""
+    out = torch.cat(maps)
+    if label_sparse_mode() == "off":
+        return out
+    layouts = [_attached(m) for m in maps]
+    if not all(isinstance(lay, LabelLayout) for lay in layouts):
+        return out  # unknown (detected where needed) or known not to be a label map
+    first = layouts[0]
+    same = all((lay.num_labels, lay.channels, lay.offset, [c for c, _ in lay.parts])
+               == (first.num_labels, first.channels, first.offset, [c for c, _ in first.parts])
+               and lay.ids.dtype == first.ids.dtype for lay in layouts)
+    if same:
+        parts = tuple((c, torch.cat([lay.parts[j][1] for lay in layouts]))
+                      for j, (c, _) in enumerate(first.parts))
+        _attach(out, LabelLayout(torch.cat([lay.ids for lay in layouts]), first.num_labels, first.channels,
+                                 parts, first.offset))
+    return out
+
+
 def _supported(conv: nn.Module) -> bool:
     return (isinstance(conv, nn.Conv2d) and conv.groups == 1 and _pair(conv.dilation) == (1, 1)
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))

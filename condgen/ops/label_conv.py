@@ -368,8 +368,9 @@ def conv_labels(conv: nn.Conv2d, x: Tensor, size: tuple[int, int] | None = None,
     device = x.device.type
     if torch.is_autocast_enabled(device):
         out = out.to(torch.get_autocast_dtype(device))
-    for c, part in layout.parts:
-        out = out + F.conv2d(part, weight[:, c : c + part.shape[1]], None, conv.stride, conv.padding)
+    for c, part in layout.parts:  # `out = out + dense`, written into the dense conv's fresh output: the same
+        # sum (addition commutes), one pass instead of an add into new memory and a layout copy
+        out = F.conv2d(part, weight[:, c : c + part.shape[1]], None, conv.stride, conv.padding).add_(out)
     if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out.contiguous()  # the caller's memory format (the gather writes channels-last)

@@ -1,20 +1,31 @@
 """condgen's training step against the official code's, side by side in one process (same weights, batch).
 
-    git clone https://github.com/NVlabs/SPADE /tmp/SPADE          # or: git clone https://github.com/xh-liu/CC-FPSE
-    python -m benchmarks.official_step --official /tmp/SPADE --model spade --size 128 --ngf 32
-    python -m benchmarks.official_step --official /tmp/CC-FPSE --model ccfpse --size 128 --ngf 32
+    git clone https://github.com/NVlabs/SPADE /tmp/SPADE        # checked: fecacc9 (2021)
+    git clone https://github.com/xh-liu/CC-FPSE /tmp/CC-FPSE    # checked: 5619e63
+    python -m benchmarks.official_step --official /tmp/SPADE --model spade --size 128 --ngf 32 \
+        --threads 1 --rounds 4 --label-sparse auto,off
+    python -m benchmarks.official_step --official /tmp/CC-FPSE --model ccfpse --size 128 --ngf 32 \
+        --threads 1 --rounds 4 --label-sparse auto,off
 
-The official code is never committed or vendored: it is imported from the checkout given by path (its
-`models/`, `options/`, `trainers/` packages). Both sides are fp32, no speed options, COCO-Stuff labels
-(182 + don't-care + instance edges), the official losses (GAN hinge, feature matching, VGG; KL for CC-FPSE
-with its VAE). The official networks are built first (seeded) and their state dicts are loaded into condgen's
-(`condgen.convert.load_official_state`), so both start from the same weights; every round runs one
-official `Pix2PixTrainer`-style step (G step then D step) and one condgen step on the same batch, in
-alternating order; the reported ratio is the median of the per-round time ratios. The losses of the first
-round are compared (max absolute difference). Untested here: the official code is not on the dev machine, so
-this module has only been checked for syntax and for condgen's side; expect to adapt the argv if the
-official options change. VGG uses the official pretrained weights on the official side (torchvision
-download) and the same weights are copied into condgen's `VGGLoss`.
+Run with 1 CPU thread and read the median per-round ratio (benchmarks/RESULTS.md section 6 has the numbers
+measured so). The checkouts need only their Python files (a source archive will do; SPADE's
+`sync_batchnorm` submodule is not needed): the official code is never committed or vendored, it is
+imported from the path given (`models/`, `options/`, `util/`, `data/`), and what it needs that a CPU machine
+with today's torch lacks is shimmed at runtime (`install_shims`): no package beyond condgen's is installed.
+
+Both sides: fp32, no speed options, COCO-Stuff labels (182 + don't-care + instance edges, from the same
+miniature COCO-Stuff loader batch: the official side gets its label and instance ids and builds its one-hot
+map and edges in its `preprocess_input`, condgen's step includes its `to_device` one-hot), the official
+losses (GAN hinge, feature matching, VGG; CC-FPSE: lambda_feat 20 as `ccfpse_coco.gin`, and KL with the VAE
+at 256 px only: the official encoder is broken below 256 px, see `use_vae`). The official networks are built
+first (seeded) and their state dicts loaded into condgen's (`condgen.convert.load_official_state`); VGG19
+gets the same seeded random weights on both sides (no download). Every round runs one official
+`Pix2PixTrainer` step (G step then D step) and one condgen step per `--label-sparse` mode on the same batch,
+the order rotating; the ratio is the median of the per-round time ratios official / condgen. The losses of
+the first two steps are compared (max absolute difference and which loss): the first is fp32 round-off;
+the second follows one Adam step, whose first update is about lr * sign(gradient), so gradient components
+that are zero up to round-off can move a weight by +-lr on one side only (label-sparse on: ~1e-3..1e-1;
+'off', the official kernels: 0 or round-off).
 """
 
 from __future__ import annotations

@@ -271,7 +271,9 @@ def main() -> None:
             print(f"losses, step {r + 1}, {side}:", {k: f"{v:.7g}" for k, v in losses[r][side].items()})
     rows = []
     for mode in modes:
-        ratio = statistics.median(a / b for a, b in zip(times["official"], times[mode], strict=True))
+        ratios = [a / b for a, b in zip(times["official"], times[mode], strict=True)]
+        print(f"per-round ratios official / condgen {mode}:", " ".join(f"{r:.2f}" for r in ratios))
+        ratio = statistics.median(ratios)
         rows.append([args.model, args.size, args.ngf, args.batch, mode,
                      f"{statistics.median(times['official']):.2f}", f"{statistics.median(times[mode]):.2f}",
                      f"{ratio:.2f}x", loss_diff(losses[0]["official"], losses[0][mode]),

@@ -15,6 +15,7 @@ to fp32 round-off (the sums run in another order).
   rides on the tensor it describes (an attribute, so it lives exactly as long), is found by
   `label_layout(x)` (or detected there: an exactly one-hot prefix of all channels, or of all but the last
   one, the instance edges) and made by `cat_labels(seg, *features, before=z)` for `cat(z, seg, features)`.
+  `cat_batch_labels([seg, seg])` concatenates along the batch keeping it (a discriminator's [fake; real]).
   `layout.at(size)` is the nearest-resized layout (ids resized, identical to resizing the one-hot map),
   cached per size, so every layer at one resolution shares one id map.
 - `conv_labels(conv, x, size)`: what the blocks call instead of `conv(F.interpolate(x, size))`: the label

@@ -2,6 +2,7 @@
 
     python -m benchmarks.label_sparse op   [--size 256] [--batch 1] [--repeat 3]      # SPADE's shared convs
     python -m benchmarks.label_sparse step [--models spade,ccfpse] [--size 128] [--ngf 32] [--steps 3]
+    python -m benchmarks.label_sparse memory [--size 256] [--ngf 64]   # SPADE G saved-for-backward bytes
 
 `op`: forward + backward (weight and bias gradients; the label map needs none) of one SPADE shared conv
 (COCO-Stuff: 184 channels = 182 + don't-care + instance edges -> 128, 3x3) at every resolution of the
@@ -13,6 +14,10 @@ The last row is one generator pass (each size times its number of SPADE layers).
 `benchmarks.harness`, fp32, no speed options, label-sparse 'off' vs 'on', both alive and their steps
 interleaved; the ratio is the median of the per-round ratios. Then one step of each from identical weights
 and the same batch: the largest absolute difference between their losses.
+
+`memory`: the bytes the SPADE generator's training-mode forward saves for backward (distinct storages,
+parameters and the input excluded: `benchmarks.memory.saved_tensor_bytes`), label-sparse off / on times
+`spade_lean_backward` off / on, against both off. Deterministic: machine load does not change it.
 """
 
 from __future__ import annotations
@@ -105,9 +110,34 @@ def run_step(args: argparse.Namespace, device: torch.device) -> list[list[str]]:
     return rows
 
 
+def run_memory(args: argparse.Namespace) -> list[list[str]]:
+    import gin
+
+    from benchmarks.memory import saved_tensor_bytes
+    from condgen.networks.spade_generator import SPADEGenerator
+    from condgen.ops.label_conv import use_label_sparse
+
+    torch.manual_seed(0)
+    seg = random_seg(args.batch, args.semantic_nc, args.size)
+    rows, base = [], None
+    for mode, lean in (("off", False), ("on", False), ("off", True), ("on", True)):
+        gin.bind_parameter("spade_lean_backward.enabled", lean)
+        with use_label_sparse(mode):
+            torch.manual_seed(0)
+            G = SPADEGenerator(args.semantic_nc, crop_size=args.size, ngf=args.ngf, use_vae=False).train()
+            keep = [*G.parameters(), *G.buffers(), seg]
+            out, saved = saved_tensor_bytes(lambda G=G: G(seg), exclude=keep)
+            del out, G
+        base = base or saved
+        rows.append([mode, str(lean), f"{saved / 2**30:.3f}", f"{saved / base:.2f}x"])
+        print(" | ".join(rows[-1]), flush=True)
+    gin.clear_config()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["op", "step"])
+    ap.add_argument("what", choices=["op", "step", "memory"])
     ap.add_argument("--size", type=int, default=None, help="op: crop (default 256); step: crop (default 128)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--ngf", type=int, default=32)
@@ -120,7 +150,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(machine_line())
-    if args.what == "op":
+    if args.what == "memory":
+        args.size = args.size or 256
+        print(f"SPADE generator saved-for-backward bytes, {args.semantic_nc} label channels, {args.size} px, "
+              f"ngf {args.ngf}, batch {args.batch}, fp32, training mode")
+        print_table(["label-sparse", "spade_lean_backward", "saved GiB", "vs both off"], run_memory(args))
+    elif args.what == "op":
         args.size = args.size or 256
         print(f"SPADE shared conv fwd+bwd (weight + bias grads), batch {args.batch}, fp32, 3x3, label-sparse "
               f"off vs on, interleaved, median of {args.repeat}")

@@ -12,13 +12,67 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import gin
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from condgen.blocks.norm import get_param_free_norm, spectral_norm
+from condgen.blocks.norm import SyncableBatchNorm2d, get_param_free_norm, spectral_norm
 from condgen.ops.label_conv import shared_then
 from condgen.registry import register
 from condgen.utils import LayerType
+
+
+@gin.configurable("spade_lean_backward")
+def lean_backward_enabled(enabled: bool = True) -> bool:
+    """Whether SPADE layers keep less for backward (gin `spade_lean_backward.enabled`; same numbers):
+
+    - a training-mode batch norm and the modulation `x_hat * (1 + gamma) + beta` run as one autograd
+      function (`_NormModulate`) that keeps x, 1 + gamma and the batch statistics; x_hat, which the plain
+      ops keep besides, is recomputed in backward by the same batch-norm kernel (a cheap elementwise pass);
+    - `SPADEResBlock` applies its leaky ReLUs in place on the SPADE outputs, so what they keep for backward
+      is their result, the tensor the next conv keeps anyway (the sign of a leaky ReLU's input and output is
+      the same, so the gradient is the same).
+    """
+    return enabled
+
+
+class _NormModulate(torch.autograd.Function):
+    """`batch_norm(x) * (1 + gamma) + beta` (training mode, no affine), keeping x, 1 + gamma, mean, invstd.
+
+    Forward and backward call the kernels autograd would (`native_batch_norm`, its backward, the same
+    multiplications), so outputs and gradients are the plain ops' to the bit on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gamma: Tensor, beta: Tensor, running_mean: Tensor | None,
+                running_var: Tensor | None, momentum: float, eps: float) -> Tensor:
+        x_hat, mean, invstd = torch.native_batch_norm(x, None, None, running_mean, running_var, True,
+                                                      momentum, eps)
+        scale = 1 + gamma
+        ctx.save_for_backward(x, scale, mean, invstd)
+        ctx.eps = eps
+        return x_hat * scale + beta
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, scale, mean, invstd = ctx.saved_tensors
+        g_gamma = g_x = None
+        if ctx.needs_input_grad[1]:
+            x_hat = torch.native_batch_norm(x, None, None, None, None, True, 0.0, ctx.eps)[0]
+            g_gamma = grad * x_hat
+        if ctx.needs_input_grad[0]:
+            g_x = torch.ops.aten.native_batch_norm_backward(grad * scale, x, None, None, None, mean, invstd,
+                                                            True, ctx.eps, [True, False, False])[0]
+        return g_x, g_gamma, grad if ctx.needs_input_grad[2] else None, None, None, None, None
+
+
+def _fusable(norm: nn.Module, x: Tensor, gamma: Tensor) -> bool:
+    """A plain, training-mode, param-free BatchNorm2d on fp32/fp64 input outside autocast, grad on."""
+    return (type(norm) in (nn.BatchNorm2d, SyncableBatchNorm2d) and norm.training and not norm.affine
+            and norm.track_running_stats and norm.momentum is not None and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(x.device.type) and gamma.shape == x.shape
+            and x.dtype in (torch.float32, torch.float64) and lean_backward_enabled())
 
 
 @register("norm")
@@ -53,12 +107,16 @@ class SPADE(nn.Module):
 
     def forward(self, x: Tensor, seg: Tensor) -> Tensor:
         """x: (b, norm_nc, h, w); seg: (b, label_nc, H, W), resized to (h, w) with nearest."""
-        x_hat = self.param_free_norm(x)
         # actv = mlp_shared(F.interpolate(seg, x's size, nearest)), its one-hot channels label-sparse
         # (condgen.ops.label_conv, gin `label_sparse.mode`: a gather by label id, one id map per size; actv
         # is then recomputed in backward rather than kept); gamma, beta = mlp_gamma(actv), mlp_beta(actv)
         gamma, beta = shared_then(*self.mlp_shared, (self.mlp_gamma, self.mlp_beta), seg, x.shape[-2:])
-        return x_hat * (1 + gamma) + beta
+        norm = self.param_free_norm
+        if _fusable(norm, x, gamma):  # the same numbers, x_hat not kept (`lean_backward_enabled`)
+            norm.num_batches_tracked.add_(1)  # as nn.BatchNorm2d in training mode
+            return _NormModulate.apply(x, gamma, beta, norm.running_mean, norm.running_var, norm.momentum,
+                                       norm.eps)
+        return norm(x) * (1 + gamma) + beta
 
 
 @register("block")
@@ -101,6 +159,7 @@ class SPADEResBlock(nn.Module):
 
     def forward(self, x: Tensor, seg: Tensor) -> Tensor:
         """x: (b, in_ch, h, w); seg: (b, cond_nc, H, W), resized by each SPADE. Returns (b, out_ch, h, w)."""
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
+        inplace = lean_backward_enabled()  # a SPADE output is used once: the ReLU keeps its result instead
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2, inplace=inplace))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2, inplace=inplace))
         return self.shortcut(x, seg) + dx

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from condgen.blocks.norm import get_param_free_norm, spectral_norm
+from condgen.ops.label_conv import cat_batch_labels
 from condgen.utils import LayerType
 
 
@@ -58,7 +59,7 @@ def map_tensors(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:
 
 def discriminate(D: nn.Module, fake: Tensor, real: Tensor, seg: Tensor) -> tuple[DiscriminatorSplit, ...]:
     """D on [fake; real] in one batch (official: shared BN statistics / SN iterations); split halves."""
-    outputs = D(torch.cat([fake, real]), torch.cat([seg, seg]))
+    outputs = D(torch.cat([fake, real]), cat_batch_labels([seg, seg]))  # seg's label layout, if found, kept
     b = fake.shape[0]
     net = unwrap(D)
     return net.split(map_tensors(outputs, lambda t: t[:b])), net.split(map_tensors(outputs, lambda t: t[b:]))

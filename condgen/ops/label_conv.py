@@ -15,6 +15,7 @@ to fp32 round-off (the sums run in another order).
   rides on the tensor it describes (an attribute, so it lives exactly as long), is found by
   `label_layout(x)` (or detected there: an exactly one-hot prefix of all channels, or of all but the last
   one, the instance edges) and made by `cat_labels(seg, *features, before=z)` for `cat(z, seg, features)`.
+  `cat_batch_labels([seg, seg])` concatenates along the batch keeping it (a discriminator's [fake; real]).
   `layout.at(size)` is the nearest-resized layout (ids resized, identical to resizing the one-hot map),
   cached per size, so every layer at one resolution shares one id map.
 - `conv_labels(conv, x, size)`: what the blocks call instead of `conv(F.interpolate(x, size))`: the label
@@ -318,6 +319,28 @@ def cat_labels(
     return out
 
 
+@torch.compiler.disable
+def cat_batch_labels(maps: list[Tensor]) -> Tensor:
+    """`torch.cat(maps)` (along the batch) keeping the label layout the maps carry (ids and parts concatenated
+    too), so that a discriminator reading [seg; seg] does not search the one-hot channels again."""
+    out = torch.cat(maps)
+    if label_sparse_mode() == "off":
+        return out
+    layouts = [_attached(m) for m in maps]
+    if not all(isinstance(lay, LabelLayout) for lay in layouts):
+        return out  # unknown (detected where needed) or known not to be a label map
+    first = layouts[0]
+    same = all((lay.num_labels, lay.channels, lay.offset, [c for c, _ in lay.parts])
+               == (first.num_labels, first.channels, first.offset, [c for c, _ in first.parts])
+               and lay.ids.dtype == first.ids.dtype for lay in layouts)
+    if same:
+        parts = tuple((c, torch.cat([lay.parts[j][1] for lay in layouts]))
+                      for j, (c, _) in enumerate(first.parts))
+        _attach(out, LabelLayout(torch.cat([lay.ids for lay in layouts]), first.num_labels, first.channels,
+                                 parts, first.offset))
+    return out
+
+
 def _supported(conv: nn.Module) -> bool:
     return (isinstance(conv, nn.Conv2d) and conv.groups == 1 and _pair(conv.dilation) == (1, 1)
             and conv.padding_mode == "zeros" and not isinstance(conv.padding, str))
@@ -346,8 +369,9 @@ def conv_labels(conv: nn.Conv2d, x: Tensor, size: tuple[int, int] | None = None,
     device = x.device.type
     if torch.is_autocast_enabled(device):
         out = out.to(torch.get_autocast_dtype(device))
-    for c, part in layout.parts:
-        out = out + F.conv2d(part, weight[:, c : c + part.shape[1]], None, conv.stride, conv.padding)
+    for c, part in layout.parts:  # `out = out + dense`, written into the dense conv's fresh output: the same
+        # sum (addition commutes), one pass instead of an add into new memory and a layout copy
+        out = F.conv2d(part, weight[:, c : c + part.shape[1]], None, conv.stride, conv.padding).add_(out)
     if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
         return out.contiguous(memory_format=torch.channels_last)
     return out.contiguous()  # the caller's memory format (the gather writes channels-last)

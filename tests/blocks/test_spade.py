@@ -157,3 +157,65 @@ def test_resblock_gradients_reach_every_parameter():
     assert x.grad is not None
     for name, p in block.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+# ---------------------------------------------------------------- lean backward (gin spade_lean_backward)
+
+
+def _lean_seg(b=2, nc=5, size=16):
+    labels = torch.randint(0, nc, (b, size // 4, size // 4)).repeat_interleave(4, 1).repeat_interleave(4, 2)
+    return F.one_hot(labels, nc).permute(0, 3, 1, 2).double().contiguous()
+
+
+def _block_step(lean, block, x, seg):
+    """Two training forwards (running stats advance) + backward; everything the step produces."""
+    gin.bind_parameter("spade_lean_backward.enabled", lean)
+    x = x.clone().requires_grad_()
+    out = block(block(x, seg), seg) if block.conv_1.out_channels == x.shape[1] else block(x, seg)
+    out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+    grads = {n: p.grad.clone() for n, p in block.named_parameters()}
+    block.zero_grad(set_to_none=True)
+    return out.detach(), x.grad, grads, {n: b.clone() for n, b in block.named_buffers()}
+
+
+@pytest.mark.parametrize("in_ch,out_ch,param_free",
+                         [(6, 6, "syncbatch"), (6, 4, "batch"), (6, 4, "instance")])
+def test_lean_backward_same_outputs_and_gradients_float64(in_ch, out_ch, param_free):
+    """Outputs, input and parameter gradients and the running statistics: identical with the switch on/off."""
+    import copy
+
+    torch.manual_seed(0)
+    block = SPADEResBlock(in_ch, out_ch, 5, norm=partial(SPADE, hidden=8, param_free=param_free)).double()
+    x, seg = torch.randn(2, in_ch, 8, 8, dtype=torch.float64), _lean_seg()
+    on = _block_step(True, copy.deepcopy(block), x, seg)
+    off = _block_step(False, copy.deepcopy(block), x, seg)
+    torch.testing.assert_close(on, off, rtol=0, atol=0)
+
+
+def test_lean_backward_gradcheck():
+    """The fused norm + modulation's backward against finite differences (x, gamma and beta)."""
+    from condgen.blocks.spade import _NormModulate
+
+    torch.manual_seed(0)
+    x, gamma, beta = (torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(lambda x, g, b: _NormModulate.apply(x, g, b, None, None, 0.1, 1e-5),
+                                    (x, gamma, beta))
+
+
+def test_lean_backward_saves_less():
+    """The SPADE generator keeps <= 0.7x the bytes for backward of the plain ops with both switches on."""
+    from benchmarks.memory import saved_tensor_bytes
+    from condgen.networks.spade_generator import SPADEGenerator
+    from condgen.ops.label_conv import use_label_sparse
+
+    seg = _lean_seg(b=1, nc=30, size=64).float()
+    saved = {}
+    for mode, lean in (("off", False), ("on", False), ("on", True)):
+        gin.bind_parameter("spade_lean_backward.enabled", lean)
+        with use_label_sparse(mode):
+            torch.manual_seed(0)
+            G = SPADEGenerator(30, crop_size=64, ngf=8, use_vae=False)
+            keep = [*G.parameters(), *G.buffers(), seg]
+            _, saved[mode, lean] = saved_tensor_bytes(lambda G=G: G(seg), exclude=keep)
+    assert saved["on", True] < 0.8 * saved["on", False], saved
+    assert saved["on", True] <= 0.7 * saved["off", False], saved

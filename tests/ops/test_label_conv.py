@@ -252,3 +252,23 @@ def test_labels_after_a_noise_map_oasis_order(_on):
     conv.weight.grad = None
     conv(F.interpolate(x, size=(8, 8), mode="nearest")).square().sum().backward()
     torch.testing.assert_close(sparse_grad, conv.weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_cat_batch_labels_keeps_the_layout(monkeypatch):
+    """[seg; seg] for the discriminator carries seg's layout (ids and edge part concatenated): the same as a
+    fresh detection, without one."""
+    seg = _seg(b=2, nc=40)
+    with use_label_sparse("on"):
+        known = label_conv.label_layout(seg)
+        detections = []
+        real = label_conv._detect
+        monkeypatch.setattr(label_conv, "_detect", lambda x: detections.append(1) or real(x))
+        both = label_conv.cat_batch_labels([seg, seg])
+        got = label_conv.label_layout(both)
+        assert not detections
+        want, _ = real(torch.cat([seg, seg]))
+    torch.testing.assert_close(both, torch.cat([seg, seg]), rtol=0, atol=0)
+    assert (got.num_labels, got.channels, got.offset) == (want.num_labels, want.channels, want.offset)
+    assert torch.equal(got.ids, want.ids) and torch.equal(got.ids, torch.cat([known.ids, known.ids]))
+    assert [c for c, _ in got.parts] == [c for c, _ in want.parts]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got.parts, want.parts, strict=True))

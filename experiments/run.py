@@ -7,14 +7,8 @@
 Thin on purpose: flags, gin parsing and training live in `condgen.cli.gin_setup` and `condgen.train`.
 """
 
-import os
 import sys
 from pathlib import Path
-
-# Before torch is imported: transparent huge pages for torch's CPU allocations. On CPU most of a small step's
-# backward is first writes into fresh memory (page faults); this made CPU steps 1.4-1.6x faster
-# (docs/performance.md). No effect on GPU memory; set THP_MEM_ALLOC_ENABLE=0 to opt out.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 # Run from a checkout without installing: the repository root is this file's parent folder.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -58,9 +58,15 @@ def folder_data(root: Path, bad_item: int | None = None) -> list[str]:
     if bad_item is not None:
         path = sorted((root / "labels").glob("*.png"))[bad_item]
         Image.fromarray(torch.full((32, 32), 200, dtype=torch.uint8).numpy()).save(path)
-    return ["train.dataset = @CustomFolder", f"CustomFolder.root = '{root}'", "CustomFolder.label_nc = 9",
-            "CustomFolder.preprocess = 'none'", "CustomFolder.crop_size = 32", "CustomFolder.flip = False",
-            "train.shuffle = False"]
+    return [
+        "train.dataset = @CustomFolder",
+        f"CustomFolder.root = '{root}'",
+        "CustomFolder.label_nc = 9",
+        "CustomFolder.preprocess = 'none'",
+        "CustomFolder.crop_size = 32",
+        "CustomFolder.flip = False",
+        "train.shuffle = False",
+    ]
 
 
 def steps_logged(run_dir):
@@ -164,8 +170,9 @@ def python_env(**extra):
 
 def test_a_second_trainer_is_refused_naming_the_pid_and_a_dead_holder_is_taken_over(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE,
-                              text=True, env=python_env())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_dir)], stdout=subprocess.PIPE, text=True, env=python_env()
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert cli(run_dir, "train.max_steps = 1", *QUIET) == 2
@@ -218,8 +225,18 @@ def wait_for_steps(run_dir, n, pid, timeout=120):
 
 
 def train_command(run_dir, *bindings):
-    return [sys.executable, str(RUN_PY), "--gin", str(TINY), "--run_dir", str(run_dir),
-            "--gin_bindings", *QUIET, "train.save_every = 1000", *bindings]
+    return [
+        sys.executable,
+        str(RUN_PY),
+        "--gin",
+        str(TINY),
+        "--run_dir",
+        str(run_dir),
+        "--gin_bindings",
+        *QUIET,
+        "train.save_every = 1000",
+        *bindings,
+    ]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -311,7 +328,29 @@ def test_training_resolves_leftovers_when_it_starts(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- 5. signals
-def test_ctrl_c_saves_the_step_exits_130_and_resume_is_bit_identical(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def _sigint_handled():
+    """As in an interactive shell: Python's Ctrl-C handler (a background job starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_ignored_signal_stays_ignored():
+    from condgen.train.guard import StopSignals
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with StopSignals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # nohup / background: not ours to catch
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_saves_the_step_exits_130_and_resume_is_bit_identical(
+    tmp_path, monkeypatch, capsys, _sigint_handled
+):
     bindings = ["train.max_steps = 4", "train.save_every = 1000", *QUIET]
     assert cli(tmp_path / "full", *bindings) == 0
     real_step, calls = loop.generator_step, []
@@ -357,8 +396,9 @@ def test_a_signal_before_training_starts_raises_at_once_and_leaves_nothing(tmp_p
 
 def test_sigterm_saves_the_current_step_exits_143_and_resume_reaches_max_steps(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(train_command(run_dir, "train.max_steps = 500"), stderr=subprocess.PIPE,
-                            text=True, env=python_env())
+    proc = subprocess.Popen(
+        train_command(run_dir, "train.max_steps = 500"), stderr=subprocess.PIPE, text=True, env=python_env()
+    )
     try:
         wait_for_steps(run_dir, 2, proc.pid)
         proc.send_signal(signal.SIGTERM)

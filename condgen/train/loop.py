@@ -283,17 +283,7 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
     batches = iter(loader)
 
     def save(step: int, epoch: int) -> Path:
-        # a checkpoint is only written, and later recommended, when the state it holds is finite
-        bad = nonfinite_tensors({"G": run.step.G, "D": run.step.D, "E": run.step.E, "ema": run.ema})
-        if bad:
-            last = latest_checkpoint(run_dir)
-            keep = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
-            raise NonFiniteLossError(
-                f"the training state at step {step} is not finite ({', '.join(bad[:4])}"
-                f"{f' and {len(bad) - 4} more' if len(bad) > 4 else ''}): it was not saved and {keep}. "
-                "Lower train.lr, use mixed_precision 'bf16' or 'no', or check the data; --resume restarts "
-                "from that checkpoint"
-            )
+        _check_finite_state(run, step, run_dir)  # only a finite state is written, and later recommended
         return save_checkpoint(acc, run_dir, checkpoint_state(run, step, epoch), config=config,
                                keep_last=s.keep_last, extra=run.extra())
 
@@ -422,11 +412,27 @@ def _check_finite(accelerator: Any, losses: dict[str, Tensor], step: int, epoch:
     values = dict(zip(names, stacked.tolist(), strict=True))
     bad = [f"{k} = {v}" for k, v in values.items() if not torch.isfinite(torch.tensor(v))]
     if bad:
-        last = latest_checkpoint(run_dir)
-        keep = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
-        raise NonFiniteLossError(
+        raise _non_finite(
             f"non-finite loss at step {step} (epoch {epoch}): {', '.join(bad)} (G step first, then D step); "
-            f"nothing from this step was saved and {keep}. Lower train.lr, use mixed_precision 'bf16' or "
-            "'no', or check the data; --resume restarts from that checkpoint"
-        )
+            "nothing from this step was saved", run_dir)
     return values
+
+
+def _check_finite_state(run: Any, step: int, run_dir: Path) -> None:
+    """Stop before saving a state whose parameters or buffers (BatchNorm statistics) hold NaN or inf."""
+    bad = nonfinite_tensors({"G": run.step.G, "D": run.step.D, "E": run.step.E, "ema": run.ema})
+    if bad:
+        more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
+        raise _non_finite(
+            f"the training state at step {step} is not finite ({', '.join(bad[:4])}{more}): it was not saved",
+            run_dir)
+
+
+def _non_finite(what: str, run_dir: Path) -> NonFiniteLossError:
+    """`what` went wrong, then the last good checkpoint (finite: nothing else is saved) and what to try."""
+    last = latest_checkpoint(run_dir)
+    keep = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+    return NonFiniteLossError(
+        f"{what} and {keep}. Lower train.lr, use mixed_precision 'bf16' or 'no', or check the data; "
+        "--resume restarts from that checkpoint"
+    )

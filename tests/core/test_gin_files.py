@@ -9,7 +9,6 @@ from torch.utils.data import default_collate
 
 from condgen.cli.gin_setup import parse_gin
 from condgen.data.labels import encode_labels
-from condgen.data.miniature import make_miniature
 from condgen.networks.vae_encoder import reparameterize
 from condgen.train.build import build_gan
 
@@ -24,17 +23,6 @@ TINY = [
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "CustomFolder.crop_size = 64",
     "Cityscapes.crop_size = 128", "SyntheticLandscapes.crop_size = 64", "SyntheticLandscapes.length = 4",
 ]
-
-
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory):
-    base = tmp_path_factory.mktemp("miniatures")
-    return {
-        "COCO_ROOT": make_miniature("coco", base / "coco", n=2, size=64),
-        "ADE20K_ROOT": make_miniature("ade20k", base / "ade", n=2, size=64),
-        "CITYSCAPES_ROOT": make_miniature("cityscapes", base / "cs", n=2, size=128),
-        "CUSTOM_ROOT": make_miniature("custom", base / "custom", n=2, size=64),
-    }
 
 
 def _build_and_run(files: list[str], roots: dict) -> dict:

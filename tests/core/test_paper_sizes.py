@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from condgen.cli.gin_setup import parse_gin
-from condgen.data.miniature import make_miniature
 from condgen.train.build import build_gan
 from condgen.utils import count_parameters
 
@@ -33,16 +32,6 @@ OFFICIAL = {
 def test_every_paper_experiment_is_listed():
     papers = {p.name for p in GIN.glob("*.gin")} - {"quickstart.gin"}
     assert papers == set(OFFICIAL)
-
-
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory):
-    base = tmp_path_factory.mktemp("miniatures")
-    return {
-        "COCO_ROOT": make_miniature("coco", base / "coco", n=1, size=64),
-        "ADE20K_ROOT": make_miniature("ade20k", base / "ade", n=1, size=64),
-        "CITYSCAPES_ROOT": make_miniature("cityscapes", base / "cs", n=1, size=128),
-    }
 
 
 @pytest.mark.parametrize("experiment", sorted(OFFICIAL))

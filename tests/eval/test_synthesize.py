@@ -140,21 +140,22 @@ def test_local_resampling_redraws_only_where_the_class_is(oasis_run, maps, tmp_p
     import condgen.eval.resample as resample
 
     labels, _ = maps
-    redrawn = []  # per local_resample call: (changed pixels of the noise map (b, H, W), the class region)
+    real_local_resample = resample.local_resample
+    redrawn = []  # per local_resample call: changed pixels of the noise map (b, H, W), class region, image
 
     def recording(G, seg, z, channel, new_z=None):
         image, noise = real_local_resample(G, seg, z, channel, new_z=new_z)
         old = resample._noise_source(G).noise_map(seg, z)
-        redrawn.append(((noise != old).any(1), seg[:, channel] > 0.5))
+        redrawn.append(((noise != old).any(1), seg[:, channel] > 0.5, image))
         return image, noise
 
-    real_local_resample = resample.local_resample
     monkeypatch.setattr(resample, "local_resample", recording)
     present = {f.stem: set(np.unique(np.asarray(Image.open(f)))) for f in sorted(labels.iterdir())}
     # a class some maps lack, so that both branches below run
     partial = [c for c in range(9) if 0 < sum(c in p for p in present.values()) < len(present)]
     cls = min(partial)
-    rec = synthesize_folder(oasis_run, labels, tmp_path / "r", samples=3, resample_class=str(cls))
+    rec = synthesize_folder(oasis_run, labels, tmp_path / "r", samples=3, resample_class=str(cls),
+                            batch_size=2)
     r = rec["resample_class"]
     assert r["id"] == cls and r["maps_without_it"] == [n for n, p in present.items() if cls not in p]
     plain = synthesize_folder(oasis_run, labels, tmp_path / "p", samples=1)
@@ -165,11 +166,15 @@ def test_local_resampling_redraws_only_where_the_class_is(oasis_run, maps, tmp_p
         assert np.array_equal(s[0], pixels(tmp_path / "p" / "images" / "synthesized_image" / f"{name}.png"))
         if cls not in classes:  # no region: nothing to redraw
             assert np.array_equal(s[0], s[1]) and np.array_equal(s[0], s[2])
-    # the noise changed exactly on the class's pixels, wherever the class is (images of a 2-step model are
-    # nearly flat grey: a small region's new noise may not move any pixel by one 8-bit step)
-    assert any(bool(region.any()) for _, region in redrawn)
-    for changed, region in redrawn:
+    # the noise changed exactly on the class's pixels, and samples 1 and 2 of a map that has the class differ,
+    # compared before 8-bit rounding (a 2-step model paints nearly flat grey: a small region's new noise may
+    # not move any pixel by one 8-bit step)
+    assert len(redrawn) == 2 * len(range(0, len(present), 2)) and any(bool(r.any()) for _, r, _ in redrawn)
+    for changed, region, _ in redrawn:
         assert torch.equal(changed, region)
+    for (_, region, first), (_, _, second) in zip(redrawn[0::2], redrawn[1::2], strict=True):
+        for row in region.flatten(1).any(1).nonzero().flatten().tolist():
+            assert not torch.equal(first[row], second[row])
     assert plain["latent"] == "3-D noise"
     named = synthesize_folder(oasis_run, labels, tmp_path / "n", samples=2, resample_class="sky")
     assert named["resample_class"]["id"] == 0 and named["resample_class"]["name"] == "sky"

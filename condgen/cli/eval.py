@@ -104,7 +104,7 @@ def _segmenter_options(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from condgen.eval.evaluate import evaluate
-    from condgen.eval.weights import WeightsMismatchError, WeightsNotFoundError
+    from condgen.weights import WeightsMismatchError, WeightsNotFoundError
 
     try:
         record = evaluate(

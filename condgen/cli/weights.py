@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register the `weights` subcommand (and its `fetch` action)."""
     p = subparsers.add_parser(
         "weights",
-        help="list every known weight file (segmenters, Inception, VGG19, LPIPS) with its status; "
+        help="list every known weight file (segmenters, FID/DINOv2/CLIP, VGG19, LPIPS) with its status; "
         "`weights fetch NAME... | all` downloads them",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 def known_weights() -> list[WeightFile]:
     """Every weight file condgen declares: those of the metrics, the losses and the segmenters."""
     import condgen.eval.diversity  # noqa: F401  (each module declares the files it loads)
+    import condgen.eval.extractors  # noqa: F401
     import condgen.eval.inception  # noqa: F401
     import condgen.eval.segmenters  # noqa: F401
     import condgen.losses.perceptual  # noqa: F401

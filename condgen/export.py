@@ -59,7 +59,7 @@ class ExportError(RuntimeError):
 
 
 class LabelsToImage(nn.Module):
-    """The exported graph: (labels [, instance] [, z]) -> image; see the module docstring.
+    """The exported graph: labels (and instance ids, and z, where the model takes them) -> image.
 
     Args:
         G: the generator (a plain copy: `exportable_copy`).
@@ -319,7 +319,8 @@ def run_exported(path: str | Path, inputs: tuple, format: str | None = None) -> 
     path = Path(path)
     format = format or ("onnx" if path.suffix == ".onnx" else "torchscript")
     if format == "torchscript":
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream, not removed
             return torch.jit.load(str(path), map_location="cpu")(*inputs)
     try:
         import onnxruntime

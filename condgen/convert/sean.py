@@ -19,7 +19,7 @@ import re
 import shlex
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from condgen.convert.official import DATASET_DEFAULTS
 from condgen.data.spec import DataSpec
 
 ORIGINAL_CLASSES = 19  # the original builds fc_mu0..fc_mu18 in every style-using ACE, whatever label_nc is
+_VALUE_FLAGS = {"dataset_mode": str, "label_nc": int, "crop_size": int, "aspect_ratio": float, "ngf": int,
+                "ndf": int, "n_layers_D": int, "num_D": int, "num_upsampling_layers": str}
 _FC_MU = re.compile(r"^(?P<ace>.+\.ace_[01s])\.fc_mu(?P<j>\d+)\.(?P<what>weight|bias)$")
 
 
@@ -40,10 +42,8 @@ class SEANConfig:
 
     spec: DataSpec
     ngf: int = 64
-    ndf: int = 64
-    n_layers_D: int = 3
-    num_D: int = 2
     num_upsampling_layers: str = "normal"
+    D: dict[str, int] = field(default_factory=lambda: dict(ndf=64, n_layers=3, num_D=2))  # SEAN: 3 layers
 
     @property
     def semantic_nc(self) -> int:
@@ -52,21 +52,17 @@ class SEANConfig:
 
 def parse_sean_flags(flags: str | Sequence[str]) -> SEANConfig:
     """Read the original SEAN (SPADE-style) options that shape the networks; others are ignored."""
-    argv = shlex.split(flags) if isinstance(flags, str) else list(flags)
     p = argparse.ArgumentParser(prog="original SEAN flags", add_help=False)
-    p.add_argument("--dataset_mode", default="custom")
-    for name in ("label_nc", "crop_size", "ngf", "ndf", "n_layers_D", "num_D"):
-        p.add_argument(f"--{name}", type=int)
-    p.add_argument("--aspect_ratio", type=float)
-    p.add_argument("--num_upsampling_layers")
-    p.add_argument("--contain_dontcare_label", action="store_true", default=None)
-    p.add_argument("--no_instance", action="store_true", default=None)
-    p.add_argument("--use_vae", action="store_true")
-    args, unknown = p.parse_known_args(argv)
+    for name, kind in _VALUE_FLAGS.items():
+        p.add_argument(f"--{name}", type=kind)
+    for name in ("contain_dontcare_label", "no_instance", "use_vae"):
+        p.add_argument(f"--{name}", action="store_true", default=None)
+    args, unknown = p.parse_known_args(shlex.split(flags) if isinstance(flags, str) else list(flags))
     arch = [u for u in unknown if u.split("=")[0] in ("--netG", "--norm_G", "--norm_D", "--netD")]
     if arch:
         warnings.warn(f"ignoring SEAN flags (the original hard-codes what they choose): {' '.join(arch)}",
                       stacklevel=2)
+    args.dataset_mode = args.dataset_mode or "custom"  # the only mode the original has
     if args.dataset_mode not in DATASET_DEFAULTS:
         raise ValueError(f"--dataset_mode {args.dataset_mode!r}: choose one of {', '.join(DATASET_DEFAULTS)}")
     if args.use_vae:
@@ -87,10 +83,8 @@ def parse_sean_flags(flags: str | Sequence[str]) -> SEANConfig:
     return SEANConfig(
         spec,
         ngf=args.ngf or 64,
-        ndf=args.ndf or 64,
-        n_layers_D=args.n_layers_D or 3,
-        num_D=args.num_D or 2,
         num_upsampling_layers=str(pick("num_upsampling_layers", "normal")),
+        D=dict(ndf=args.ndf or 64, n_layers=args.n_layers_D or 3, num_D=args.num_D or 2),
     )
 
 
@@ -110,9 +104,7 @@ def build_sean(cfg: SEANConfig, *, style_classes: int | None = ORIGINAL_CLASSES)
         num_upsampling_layers=cfg.num_upsampling_layers,
         block=partial(SEANResBlock, norm=partial(ACE, style_classes=classes)),
     )
-    D = MultiscalePatchDiscriminator(
-        cfg.semantic_nc, ndf=cfg.ndf, n_layers=cfg.n_layers_D, num_D=cfg.num_D, last_stride=2
-    )
+    D = MultiscalePatchDiscriminator(cfg.semantic_nc, **cfg.D, last_stride=2)
     return {"G": G, "D": D}
 
 

@@ -15,7 +15,7 @@ from condgen.eval.weights import WeightFile, hub_checkpoint_dir, sha256_file
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `weights` subcommand."""
     p = subparsers.add_parser(
-        "weights", help="list every known weight file (segmenters, Inception, VGG19, LPIPS) with its status"
+        "weights", help="list every known weight file (segmenters, FID/DINOv2/CLIP, VGG19, LPIPS) with status"
     )
     p.add_argument("--no_hash", action="store_true", help="do not hash present files (faster)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 def known_weights() -> list[tuple[str, WeightFile]]:
     """Every weight file condgen knows: (user, file) for the metrics, the losses and the segmenters."""
     from condgen.eval.diversity import ALEXNET
+    from condgen.eval.extractors import CLIP_VITL14_336, DINOV2_VITL14
     from condgen.eval.inception import INCEPTION
     from condgen.eval.segmenters import SEGMENTERS
     from condgen.losses.perceptual import VGG19_FILE, VGG19_URL
@@ -61,7 +62,8 @@ def known_weights() -> list[tuple[str, WeightFile]]:
         "dcbb9e9d",
         size="≈ 548 MB",
     )
-    out = [("fid", INCEPTION), ("lpips", ALEXNET), ("vgg_loss", vgg)]
+    out = [("fid", INCEPTION), ("fd_dinov2", DINOV2_VITL14), ("cmmd", CLIP_VITL14_336), ("lpips", ALEXNET)]
+    out.append(("vgg_loss", vgg))
     for spec in SEGMENTERS.values():
         out += [(f"segmenter:{spec.name}", w) for w in spec.weights]
     return out

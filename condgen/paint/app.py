@@ -12,12 +12,17 @@
                                 image as a PNG
 
 Bad input answers 4xx with {"error": message}; nothing else is served (no path comes from a request).
+A POST that a browser sends on behalf of another site (an `Origin` other than the page's own, `Origin:
+null`, `Sec-Fetch-Site: cross-site` or `same-site`) is refused with 403 before its body is read: any web page
+can send a "simple" POST without a preflight, and although the browser hides the answer, the server would do
+the work. Requests without these headers (curl, Python scripts) are served.
 """
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -64,6 +69,45 @@ def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise InputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def cross_site(headers: dict[str, str]) -> str | None:
+    """Why a request with these (lower-case) headers comes from another site's page, or None.
+
+    Browsers name the page that sends a request in `Origin` (on every POST) and, in current browsers,
+    `Sec-Fetch-Site`; scripts send neither, so a request without them is allowed.
+    """
+    site = headers.get("sec-fetch-site", "")
+    if site in ("cross-site", "same-site"):
+        return f"Sec-Fetch-Site: {site}"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    if origin == "null":  # sandboxed frames, file:// pages, data: URLs
+        return "Origin: null"
+    parts = urlsplit(origin)
+    host = headers.get("host", "")
+    if parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower():
+        return f"Origin: {origin} is not this server ({host})"
+    return None
+
+
+class SameOriginPosts:
+    """ASGI middleware: answer 403 to a POST sent by another site's page (see `cross_site`)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            why = cross_site(headers)
+            if why is not None:
+                message = (f"refused a request from another web site ({why}): the painter only answers its "
+                           "own page and scripts that send no Origin")
+                await _error(message, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> Starlette:
@@ -146,9 +190,10 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
         Route("/synthesize", guarded(synthesize), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = []
+    from starlette.middleware import Middleware
+
+    middleware = [Middleware(SameOriginPosts)]
     if allowed_hosts:
-        from starlette.middleware import Middleware
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))

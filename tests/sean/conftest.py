@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import one_thread
-from tests.fixtures.recipe import build_state
+from tests.fixtures.recipe import build_state_dict
 
 _one_thread = pytest.fixture(autouse=True)(one_thread)
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sean" / "sean_tiny.pt"
@@ -24,7 +24,7 @@ def sean_fx() -> dict:
 def original_states(sean_fx) -> dict[str, dict[str, torch.Tensor]]:
     """The original G, D and VGG state dicts (original keys, original order)."""
     nets = sean_fx["nets"]
-    return {n: build_state(nets[n]["recipe"], nets[n]["buffers"], nets[n]["keys"]) for n in ("G", "D", "VGG")}
+    return {n: build_state_dict(nets[n]["recipe"], nets[n]["buffers"]) for n in ("G", "D", "VGG")}
 
 
 @pytest.fixture(scope="session")

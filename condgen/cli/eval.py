@@ -152,6 +152,16 @@ def _segmenter_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _on_landscapes(args: argparse.Namespace) -> bool:
+    """Whether the evaluated run trained on (or --dataset names) the synthetic landscapes."""
+    if args.dataset:
+        return "Landscape" in args.dataset
+    for config in (args.source / "config.gin", args.source.parent / "config.gin"):
+        if config.is_file():
+            return "SyntheticLandscapes" in config.read_text()
+    return False
+
+
 def _extra_options(args: argparse.Namespace) -> dict:
     """The `default_metrics` keywords of the newer metrics (--metrics and their extractors)."""
     weights = {"dinov2": args.dinov2_weights, "clip": args.clip_weights}
@@ -167,7 +177,7 @@ def _extra_options(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from condgen.eval.evaluate import evaluate, evaluate_images
-    from condgen.eval.weights import WeightsMismatchError, WeightsNotFoundError
+    from condgen.weights import WeightsMismatchError, WeightsNotFoundError
 
     common = dict(
         metrics=None,
@@ -226,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         CheckpointError,
     ) as e:
         print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, WeightsNotFoundError) and args.features == "inception" and _on_landscapes(args):
+            print("On the synthetic landscapes FID/KID need no file: add --features segmenter (the landscape "
+                  "segmenter's features; the first such evaluation trains and caches it, a few CPU minutes "
+                  "with a progress bar).", file=sys.stderr)
         return 2
     if record:  # the main process
         shown = {k: v for k, v in record["metrics"].items() if not k.endswith("per_class_iou")}

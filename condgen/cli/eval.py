@@ -82,6 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lpips_weights", help="path of alexnet-owt-7be5be79.pth (default: torch.hub cache)")
     p.add_argument("--random_lpips", action="store_true", help="random AlexNet: tests only, meaningless")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="newer metrics on top of FID/KID, mIoU and diversity: fd_dinov2 (DINOv2 ViT-L/14), cmmd "
+        "(CLIP ViT-L/14@336px), precision_recall (k=3), density_coverage (k=5)",
+    )
+    p.add_argument(
+        "--knn_features",
+        choices=("inception", "dinov2", "clip", "segmenter"),
+        default="dinov2",
+        help="feature space of precision_recall and density_coverage (default dinov2)",
+    )
+    p.add_argument(
+        "--resize",
+        choices=("legacy_tf", "clean", "torch_bicubic"),
+        help="how images reach the --metrics extractors (default: each one's own: legacy_tf for DINOv2 and "
+        "Inception, torch_bicubic for CLIP); recorded in the metrics file",
+    )
+    p.add_argument("--dinov2_weights", help="path of dinov2_vitl14_pretrain.pth (default: torch.hub cache)")
+    p.add_argument("--clip_weights", help="path of the OpenAI ViT-L-14-336px.pt (default: torch.hub cache)")
+    p.add_argument(
+        "--random_extractors",
+        action="store_true",
+        help="random, reduced DINOv2 / CLIP networks for --metrics: tests only, meaningless",
+    )
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--dataset", help="dataset class to evaluate on (default: the run's train.dataset)")
     add_bindings_argument(
@@ -101,10 +128,32 @@ def _segmenter_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _on_landscapes(args: argparse.Namespace) -> bool:
+    """Whether the evaluated run trained on (or --dataset names) the synthetic landscapes."""
+    if args.dataset:
+        return "Landscape" in args.dataset
+    for config in (args.source / "config.gin", args.source.parent / "config.gin"):
+        if config.is_file():
+            return "SyntheticLandscapes" in config.read_text()
+    return False
+
+
+def _extra_options(args: argparse.Namespace) -> dict:
+    """The `default_metrics` keywords of the newer metrics (--metrics and their extractors)."""
+    weights = {"dinov2": args.dinov2_weights, "clip": args.clip_weights}
+    return {
+        "extra": tuple(args.metrics),
+        "knn_features": args.knn_features,
+        "resize": args.resize,
+        "random_extractors": args.random_extractors,
+        "extractor_weights": {k: v for k, v in weights.items() if v},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from condgen.eval.evaluate import evaluate
-    from condgen.eval.weights import WeightsMismatchError, WeightsNotFoundError
+    from condgen.weights import WeightsMismatchError, WeightsNotFoundError
 
     try:
         record = evaluate(
@@ -129,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             diversity_features=args.diversity_features,
             lpips_weights=args.lpips_weights,
             random_lpips=args.random_lpips,
+            **_extra_options(args),
             batch_size=args.batch_size,
             cache=args.cache,
             progress=True,
@@ -136,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     except (WeightsNotFoundError, WeightsMismatchError, FileNotFoundError, ValueError, KeyError,
             CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, WeightsNotFoundError) and args.features == "inception" and _on_landscapes(args):
+            print("On the synthetic landscapes FID/KID need no file: add --features segmenter (the landscape "
+                  "segmenter's features; the first such evaluation trains and caches it, a few CPU minutes "
+                  "with a progress bar).", file=sys.stderr)
         return 2
     if record:  # the main process
         shown = {k: v for k, v in record["metrics"].items() if not k.endswith("per_class_iou")}

@@ -23,14 +23,41 @@ import torch
 from torch import Tensor
 
 from condgen.config import run_user_imports
-from condgen.eval.metrics import FIDKID, EvalBatch, EvalContext, LPIPSDiversity, Metric, SegmentationScore
+from condgen.eval.metrics import (
+    CMMD,
+    FIDKID,
+    DensityCoverage,
+    EvalBatch,
+    EvalContext,
+    FDDINOv2,
+    LPIPSDiversity,
+    Metric,
+    PrecisionRecall,
+    SegmentationScore,
+)
 from condgen.eval.metrics.fid import resize_filter
 from condgen.eval.segmenters import Segmenter
 from condgen.eval.split import GENERATED_SPLIT, collate_items, eval_dataset, shard
 from condgen.eval.synthesize import encode_seg, generate, latent_kind, latents, load_generator
 from condgen.rundir import eval_path
 
-__all__ = ["GENERATED_SPLIT", "collate_items", "default_metrics", "eval_dataset", "evaluate", "shard"]
+__all__ = [
+    "EXTRA_METRICS",
+    "GENERATED_SPLIT",
+    "collate_items",
+    "default_metrics",
+    "eval_dataset",
+    "evaluate",
+    "shard",
+]
+
+# the newer metrics by their command-line names (`condgen eval --metrics fd_dinov2 cmmd ...`)
+EXTRA_METRICS = {
+    "fd_dinov2": FDDINOv2,
+    "cmmd": CMMD,
+    "precision_recall": PrecisionRecall,
+    "density_coverage": DensityCoverage,
+}
 
 
 def default_metrics(
@@ -45,12 +72,37 @@ def default_metrics(
     diversity_features: str = "alexnet",
     lpips_weights: str | None = None,
     random_lpips: bool = False,
+    extra: tuple[str, ...] | list[str] = (),
+    knn_features: str = "dinov2",
+    random_extractors: bool = False,
+    resize: str | None = None,
+    extractor_weights: dict[str, str] | None = None,
 ) -> list[Metric]:
-    """The standard set: FID/KID, the segmentation score, diversity (when `diversity_maps` > 0).
+    """The standard set: FID/KID, the segmentation score, diversity (when `diversity_maps` > 0), + `extra`.
 
     `diversity_features`: 'alexnet' (LPIPS: `lpips_diversity`) or 'segmenter' (the LPIPS-style distance in
     the segmenter's feature maps: `seg_diversity`).
+    `extra`: names of `EXTRA_METRICS` (fd_dinov2 on DINOv2, cmmd on CLIP, precision_recall and
+    density_coverage on `knn_features`); `random_extractors`: their networks random and reduced (tests only);
+    `resize`: their resize mode (default: each feature space's own); `extractor_weights`: {'dinov2': path,
+    'clip': path, 'inception': path}.
     """
+    unknown = sorted(set(extra) - set(EXTRA_METRICS))
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(EXTRA_METRICS)}")
+    weights = extractor_weights or {}
+    space = {"fd_dinov2": "dinov2", "cmmd": "clip"}
+    extras: list[Metric] = []
+    for name in extra:
+        fs = space.get(name, knn_features)
+        extras.append(
+            EXTRA_METRICS[name](
+                features=fs,
+                weights=weights.get(fs, inception_weights if fs == "inception" else None),
+                random_weights=random_extractors or (fs == "inception" and random_inception),
+                resize=resize,
+            )
+        )
     return [
         FIDKID(
             features=features,
@@ -67,6 +119,7 @@ def default_metrics(
             lpips_weights=lpips_weights,
             random_lpips=random_lpips,
         ),
+        *extras,
     ]
 
 
@@ -247,8 +300,9 @@ def protocol_line(p: dict) -> str:
     f = p.get("features")
     if f:
         sha = str(f["weights_sha256"])[:12]
+        resize = f", resize {f['resize']}" if f.get("resize") else ""
         parts.append(
-            f"FID/KID features {f['name']} (sha256 {sha}), KID {p['kid_subsets']} subsets of "
+            f"FID/KID features {f['name']} (sha256 {sha}{resize}), KID {p['kid_subsets']} subsets of "
             f"{p['kid_subset_size']}"
         )
     seg = p.get("segmenter")
@@ -262,6 +316,11 @@ def protocol_line(p: dict) -> str:
     if div:
         what = div["distance"]["name"] if "distance" in div else div["lpips"]["name"]
         seg_txt += f"; diversity {div['metric']} ({what}) over {div['maps']} maps x {div['samples_per_map']}"
+    for key in ("fd_dinov2", "cmmd", "precision_recall", "density_coverage"):
+        if p.get(key):
+            f, k = p[key]["features"], p[key].get("k")
+            sha = str(f["weights_sha256"])[:12]
+            seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, resize {f['resize']})"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")
     latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"

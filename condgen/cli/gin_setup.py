@@ -124,7 +124,11 @@ def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Pat
                 "A run's networks cannot change; drop these bindings, or start a new --run_dir"
             )
     if compare and not allow_dataset_change and "train.dataset" in data_before:  # a trained run's config
-        diff = _differences(data_before, _dataset_bindings())
+        data_after = _dataset_bindings()
+        if data_before["train.dataset"] != data_after.get("train.dataset"):  # only that, not every binding
+            data_before, data_after = ({"train.dataset": d.get("train.dataset", "unset")}
+                                       for d in (data_before, data_after))
+        diff = _differences(data_before, data_after)
         if diff:
             raise ConfigError(
                 f"--resume: the dataset differs from the checkpoint's {saved_config} ({diff}). Training "
@@ -279,12 +283,17 @@ def _architecture_bindings() -> dict[str, str]:
 
 
 def _dataset_bindings() -> dict[str, str]:
-    """'train.dataset' and 'scope/Name.param' -> repr(value) for the bindings of dataset classes."""
+    """'train.dataset' and 'Name.param' -> repr(value) for the dataset class it names (the bindings of other
+    dataset classes do not matter: an included file may bind several)."""
     out = {}
     for (scope, selector), params in gin.config._CONFIG.items():
+        if selector.split(".")[-1] == "train" and not scope and "dataset" in params:
+            out["train.dataset"] = _resolved_repr(params["dataset"])
+    chosen = out.get("train.dataset", "").lstrip("@").split("/")[-1].removesuffix("()")
+    for (scope, selector), params in gin.config._CONFIG.items():
         name = selector.split(".")[-1]
-        for param, value in params.items():
-            if (name == "train" and param == "dataset") or _kind_of(name) == "dataset":
+        if name == chosen and _kind_of(name) == "dataset":
+            for param, value in params.items():
                 out[f"{scope + '/' if scope else ''}{name}.{param}"] = _resolved_repr(value)
     return out
 

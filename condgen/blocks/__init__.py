@@ -1,6 +1,7 @@
 """Building blocks: norms, SPADE, conditional convolution, condition sources."""
 
 from condgen.blocks import (  # noqa: F401
+    clade,
     cond_conv,
     condition,
     noise,

@@ -146,13 +146,16 @@ class SPADEResBlock(nn.Module):
         super().__init__()
         mid_ch = min(in_ch, out_ch)
         self.learned_shortcut = in_ch != out_ch
-        self.conv_0 = spectral_norm(nn.Conv2d(in_ch, mid_ch, 3, padding=1), spectral)
-        self.conv_1 = spectral_norm(nn.Conv2d(mid_ch, out_ch, 3, padding=1), spectral)
-        self.norm_0 = norm(in_ch, cond_nc)
-        self.norm_1 = norm(mid_ch, cond_nc)
+        norm_0, norm_1 = norm(in_ch, cond_nc), norm(mid_ch, cond_nc)
+        # a norm may append channels of its own (CLADE's instance-edge feature): the next conv reads them
+        extra = getattr(norm_0, "extra_channels", 0)
+        self.conv_0 = spectral_norm(nn.Conv2d(in_ch + extra, mid_ch, 3, padding=1), spectral)
+        self.conv_1 = spectral_norm(nn.Conv2d(mid_ch + extra, out_ch, 3, padding=1), spectral)
+        self.norm_0, self.norm_1 = norm_0, norm_1
         if self.learned_shortcut:
-            self.conv_s = spectral_norm(nn.Conv2d(in_ch, out_ch, 1, bias=False), spectral)
-            self.norm_s = norm(in_ch, cond_nc)
+            norm_s = norm(in_ch, cond_nc)
+            self.conv_s = spectral_norm(nn.Conv2d(in_ch + extra, out_ch, 1, bias=False), spectral)
+            self.norm_s = norm_s
 
     def shortcut(self, x: Tensor, seg: Tensor) -> Tensor:
         return self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x

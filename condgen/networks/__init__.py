@@ -2,6 +2,7 @@
 
 from condgen.networks import (  # noqa: F401
     ccfpse_generator,
+    clade_generator,
     fpse_discriminator,
     generator,
     oasis_discriminator,

@@ -19,7 +19,7 @@ TINY = [
     "SPADEGenerator.ngf = 4", "CCFPSEGenerator.ngf = 4", "VAEEncoder.ngf = 4",
     "MultiscalePatchDiscriminator.ndf = 4", "FPSEDiscriminator.ndf = 4",
     "OASISGenerator.ngf = 4", "OASISDiscriminator.ndf = 4", "NoiseCondition.z_dim = 8",
-    "SPADE.hidden = 8", "CCResBlock.hidden = 8",
+    "SPADE.hidden = 8", "CCResBlock.hidden = 8", "CLADEGenerator.ngf = 4", "CLADEICPEGenerator.ngf = 4",
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "CustomFolder.crop_size = 64",
     "Cityscapes.crop_size = 128", "SyntheticLandscapes.crop_size = 64", "SyntheticLandscapes.length = 4",
 ]
@@ -54,6 +54,14 @@ def test_experiment_builds_and_runs(experiment, roots):
         assert (out["G"], out["D"], out["E"]) == ("OASISGenerator", "OASISDiscriminator", False)
         assert type(out["gan"].G.condition).__name__ == "NoiseCondition"
         assert gin.query_parameter("train.objective").selector == "OASISObjective"
+        return
+    if experiment.startswith("clade"):
+        icpe = experiment.startswith("clade_icpe")
+        assert (out["G"], out["D"], out["E"]) == (
+            "CLADEICPEGenerator" if icpe else "CLADEGenerator", "MultiscalePatchDiscriminator", False)
+        assert type(out["gan"].G.condition).__name__ == ("ICPECondition" if icpe else "LabelMapCondition")
+        norm = out["gan"].G.head_0.norm_0
+        assert norm.icpe == icpe and norm.instance_edge == ("ade20k" not in experiment)
         return
     expect_ccfpse = experiment.startswith("ccfpse")
     assert out["G"] == ("CCFPSEGenerator" if expect_ccfpse else "SPADEGenerator")

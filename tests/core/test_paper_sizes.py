@@ -26,6 +26,13 @@ OFFICIAL = {
     "oasis_ade20k.gin": {"G": 74_314_691, "D": 22_258_904},
     "oasis_coco.gin": {"G": 75_199_427, "D": 22_260_984},
     "oasis_cityscapes.gin": {"G": 71_107_523, "D": 22_251_364},
+    # CLADE fixture README section 7 (tzt101/CLADE defaults); ICPE adds 6 per CLADE layer (18 layers)
+    "clade_coco.gin": {"G": 72_505_383, "D": 5_904_514},
+    "clade_ade20k.gin": {"G": 71_427_267, "D": 5_836_930},
+    "clade_cityscapes.gin": {"G": 67_901_991, "D": 5_601_410},
+    "clade_icpe_coco.gin": {"G": 72_505_491},
+    "clade_icpe_ade20k.gin": {"G": 71_427_375},
+    "clade_icpe_cityscapes.gin": {"G": 67_902_099},
 }
 
 

@@ -4,6 +4,7 @@ from condgen.blocks import (  # noqa: F401
     clade,
     cond_conv,
     condition,
+    label_pyramid,
     noise,
     norm,
     semantic_embedding,

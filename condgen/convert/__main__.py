@@ -13,10 +13,13 @@ from condgen.convert.official import REPOS, load_official, parse_official_flags
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
-        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE or boschresearch/OASIS checkpoints into a "
+        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, tzt101/CLADE, boschresearch/OASIS or "
+        "sj-li/DP_GAN checkpoints into a "
         "condgen run dir.",
     )
-    p.add_argument("repo", choices=(*REPOS, "oasis"), help="which official code base wrote the checkpoint")
+    p.add_argument(
+        "repo", choices=(*REPOS, "oasis", "dpgan"), help="which official code base wrote the checkpoint"
+    )
     p.add_argument(
         "--flags",
         required=True,
@@ -31,10 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--which_epoch", default="latest", help="checkpoint prefix (official --which_epoch)")
     p.add_argument("--out", required=True, type=Path, help="new condgen run directory to write")
     args = p.parse_args(argv)
-    if args.repo == "oasis":  # OASIS: {which_epoch}_{G,D,EMA}.pth under checkpoint_dir(/models)
+    if args.repo in ("oasis", "dpgan"):  # {which_epoch}_{G,D,EMA}.pth under checkpoint_dir(/models)
         from condgen.convert.oasis import convert_main
 
-        return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
+        return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out, args.repo)
 
     ckpt = args.checkpoint_dir
     files = {n: ckpt / f"{args.which_epoch}_net_{n}.pth" for n in ("G", "D", "E")}

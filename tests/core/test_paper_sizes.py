@@ -33,6 +33,10 @@ OFFICIAL = {
     "clade_icpe_coco.gin": {"G": 72_505_491},
     "clade_icpe_ade20k.gin": {"G": 71_427_375},
     "clade_icpe_cityscapes.gin": {"G": 67_902_099},
+    # DP-GAN fixture README section 9 (sj-li/DP_GAN defaults; COCO-Stuff: OASIS's 183 channels)
+    "dpgan_ade20k.gin": {"G": 70_615_683, "D": 22_924_890},
+    "dpgan_cityscapes.gin": {"G": 69_513_219, "D": 22_917_350},
+    "dpgan_coco.gin": {"G": 70_919_811, "D": 22_926_970},
 }
 
 

@@ -7,6 +7,9 @@
     POST /labels                a PNG in the body (?input=ids|color) -> its ids at the model's size:
                                 ?output=json (default: base64 ids + note), ids (mode-L PNG) or color (PNG)
     POST /style                 a style photo in the body (PNG/JPEG) -> {"style": key, "preview": data URL}
+    GET  /checkpoint            the checkpoint served: {"step", "checkpoint", "newer_step"} (a run still
+                                training: the step of a newer checkpoint, else null)
+    POST /reload                serve the run's newest checkpoint -> {"reloaded", "step", "checkpoint"}
     POST /synthesize            an id-map PNG in the body; ?seed=&samples=&style= ->
                                 {"images": [data URLs], "ms": [per image], "seed"}; ?format=png: the first
                                 image as a PNG
@@ -32,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from condgen.paint.model import MAX_BYTES, InputError, PaintModel, data_url, png_bytes
+from condgen.rundir import read_state
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -133,6 +137,14 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
     async def classes(request: Request) -> Response:
         return JSONResponse(model.describe())
 
+    async def checkpoint(request: Request) -> Response:
+        newer = model.newer_checkpoint()
+        return JSONResponse({"step": model.info.get("step"), "checkpoint": model.info.get("checkpoint"),
+                             "newer_step": read_state(newer).get("step") if newer is not None else None})
+
+    async def reload(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(model.reload))
+
     async def examples(request: Request) -> Response:
         names = model.example_names()
         return JSONResponse({"examples": [{"name": n, "url": f"examples/{n}"} for n in names]})
@@ -183,6 +195,8 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
     routes = [
         Route("/", index),
         Route("/classes", guarded(classes)),
+        Route("/checkpoint", guarded(checkpoint)),
+        Route("/reload", guarded(reload), methods=["POST"]),
         Route("/examples", guarded(examples)),
         Route("/examples/{name}", guarded(example)),
         Route("/labels", guarded(labels), methods=["POST"]),

@@ -25,6 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from condgen.paint.classes import class_table, dataset_name
+from condgen.rundir import LATEST_FILE, CheckpointError, latest_checkpoint
 
 MAX_BYTES = 16 * 2**20  # uploads larger than this are refused (413)
 MAX_PIXELS = 4096 * 4096  # decoded images larger than this are refused before decoding (413)
@@ -128,24 +129,60 @@ class PaintModel:
     def __init__(
         self, run: str | Path, *, ema: bool = False, device: str = "cpu", examples: str | Path | None = None
     ) -> None:
-        from condgen.eval.synthesize import latent_kind, load_generator
-
         self.run = Path(run)
-        self.device = device
-        self.gan, self.spec, self.info = load_generator(self.run, ema=ema, device=device)
+        self.device, self.ema = device, ema
+        self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
+        self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._load(self.run)
         self.dataset = dataset_name(self.run)
         self.classes = class_table(self.spec, self.dataset)
         self.n_ids = len(self.classes)
-        self.multimodal = latent_kind(self.gan.G) is not None  # a VAE z or 3-D noise (OASIS)
-        self.has_encoder = getattr(self.gan, "E", None) is not None
-        self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
-        self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         folder = Path(examples) if examples is not None else self.run / "examples"
         self._example_files = (
             {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
         )
         self._landscape_examples = self.dataset == "SyntheticLandscapes"
         self.last_labels: np.ndarray | None = None  # the id map of the latest /synthesize (for tests)
+
+    def _load(self, path: Path) -> None:
+        from condgen.eval.synthesize import latent_kind, load_generator
+
+        self.gan, self.spec, self.info = load_generator(path, ema=self.ema, device=self.device)
+        self.multimodal = latent_kind(self.gan.G) is not None  # a VAE z or 3-D noise (OASIS)
+        self.has_encoder = getattr(self.gan, "E", None) is not None
+
+    # ----- a run still training
+    def newer_checkpoint(self) -> Path | None:
+        """The run's newest checkpoint when it is not the one served (a run still training wrote another);
+        None when serving a step_<N> folder, which never changes."""
+        if not (self.run / LATEST_FILE).is_file():
+            return None
+        latest = latest_checkpoint(self.run)
+        if latest is None or latest.resolve() == Path(self.info["checkpoint"]).resolve():
+            return None
+        return latest
+
+    def reload(self) -> dict[str, Any]:
+        """Serve the run's newest checkpoint if it changed since loading: {'reloaded', 'step', 'checkpoint'}.
+
+        A run keeps its data spec, so a checkpoint with another one is another model: refused (409), and the
+        served one stays. Encoded styles are dropped (the encoder changed)."""
+        from condgen.eval.synthesize import load_generator
+
+        newer = self.newer_checkpoint()
+        if newer is not None:
+            try:
+                gan, spec, info = load_generator(newer, ema=self.ema, device=self.device)
+            except (FileNotFoundError, KeyError, ValueError, CheckpointError) as err:
+                raise InputError(f"cannot reload {newer}: {err}", 409) from None
+            if spec != self.spec:
+                raise InputError(f"{newer} is not the model being served (its data spec differs)", 409)
+            info["source"] = str(self.run)
+            with self.lock:
+                self.gan, self.info = gan, info
+                self.styles.clear()
+        return {"reloaded": newer is not None, "step": self.info.get("step"),
+                "checkpoint": self.info.get("checkpoint")}
 
     # ----- what the page shows
     @property

@@ -2,11 +2,14 @@
 
 from condgen.networks import (  # noqa: F401
     ccfpse_generator,
+    clade_generator,
+    dpgan,
     fpse_discriminator,
     generator,
     oasis_discriminator,
     oasis_generator,
     patch_discriminator,
+    sean_generator,
     spade_generator,
     vae_encoder,
 )

@@ -18,7 +18,6 @@ from condgen.networks.oasis_generator import OASISGenerator
 from condgen.networks.spade_generator import SPADEGenerator
 
 
-
 def in_range(G: nn.Module, spec: DataSpec) -> nn.Module:
     """Batch-norm statistics from a few batches, and `conv_img` scaled so the image is away from tanh's
     saturation (at random init it sits at +-1, where any two networks agree)."""

@@ -76,13 +76,14 @@ def write_run_dir(
         models[name] = f"{name}.safetensors"
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt / models[name]))
     (ckpt / CONFIG_FILE).write_text(config_gin)
-    dataset = official_dataset(str(meta.get("flags", "")))
     g, d = paper_names(GAN(nets["G"], nets.get("D"), nets.get("E")))
     state = {
         "step": 0, "epoch": 0, "models": models, "spec": dataclasses.asdict(spec), "converted": True,
-        "dataset": {"name": dataset, "classes": list(OFFICIAL_NAMES.get(dataset or "", ()))},
         "paper_names": {"G": g, "D": d},
     }
+    if "flags" in meta:  # an official command line names the dataset (`--dataset_mode`, default coco)
+        dataset = official_dataset(str(meta["flags"]))
+        state["dataset"] = {"name": dataset, "classes": list(OFFICIAL_NAMES.get(dataset or "", ()))}
     (ckpt / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
     (tmp / LATEST_FILE).write_text("step_0\n")
     (tmp / CONVERT_FILE).write_text(json.dumps(meta, indent=2) + "\n")

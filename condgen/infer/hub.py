@@ -65,9 +65,14 @@ def save_folder(
     nets = {"G": pipe.G} | ({"E": pipe.E} if pipe.E is not None else {})
     save_file(_flat(nets), str(folder / "model.safetensors"))
     ckpt = pipe.provenance.get("checkpoint")
-    ema_file = Path(ckpt) / "ema.safetensors" if ckpt else None
-    if not pipe.provenance.get("ema") and ema_file is not None and ema_file.is_file():
-        save_file({f"G.{k}": v for k, v in load_file(str(ema_file)).items()}, str(folder / "ema.safetensors"))
+    if not pipe.provenance.get("ema"):  # keep the EMA generator the run (or the folder) has beside this one
+        run_ema = Path(ckpt) / "ema.safetensors" if ckpt else None
+        folder_ema = Path(str(pipe.provenance.get("source"))) / "ema.safetensors"
+        if run_ema is not None and run_ema.is_file():
+            ema = {f"G.{k}": v for k, v in load_file(str(run_ema)).items()}
+            save_file(ema, str(folder / "ema.safetensors"))
+        elif run_ema is None and folder_ema.is_file() and folder_ema != folder / "ema.safetensors":
+            save_file(load_file(str(folder_ema)), str(folder / "ema.safetensors"))
     (folder / "config.gin").write_text(pipe.config)
     (folder / "classes.json").write_text(json.dumps(classes_json(pipe.dataset), indent=1) + "\n")
     protocol = scored_metrics(pipe)

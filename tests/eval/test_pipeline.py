@@ -327,3 +327,25 @@ def test_training_encodes_labels_through_the_one_route(monkeypatch):
     batch = {"label": label, "image": torch.zeros(1, 3, 2, 2), "path": ["a.png"]}
     seg, _ = to_device(batch, spec, torch.device("cpu"))
     assert seen == ["batch of a.png"] and seg[0, 3, 0, 1] == 1 and seg.shape == (1, 4, 2, 2)
+
+
+def test_the_ema_generator_travels_with_the_folder(spade_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from condgen.rundir import latest_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(spade_run, run)
+    ckpt = latest_checkpoint(run)
+    weights = load_file(str(ckpt / "model.safetensors"))  # G, as an EMA copy that differs from it
+    ema = {k: v * 0.5 if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(ema, str(ckpt / "ema.safetensors"))
+    folder = condgen.load(run).save_pretrained(tmp_path / "m")
+    assert (folder / "ema.safetensors").is_file()
+    for ema in (False, True):
+        a, b = condgen.load(run, ema=ema).G.state_dict(), condgen.load(folder, ema=ema).G.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), ema
+    plain, ema = condgen.load(folder).G.state_dict(), condgen.load(folder, ema=True).G.state_dict()
+    assert any(not torch.equal(plain[k], ema[k]) for k in plain)
+    again = condgen.load(folder).save_pretrained(tmp_path / "again")  # a folder's EMA file is kept too
+    assert (again / "ema.safetensors").read_bytes() == (folder / "ema.safetensors").read_bytes()

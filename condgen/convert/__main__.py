@@ -1,4 +1,4 @@
-"""`python -m condgen.convert {spade|ccfpse|oasis} --flags "..." --checkpoint_dir DIR --out OUT`."""
+"""`python -m condgen.convert {spade|ccfpse|oasis|sean} --flags "..." --checkpoint_dir DIR --out OUT`."""
 
 from __future__ import annotations
 
@@ -7,16 +7,27 @@ import sys
 from pathlib import Path
 
 from condgen.convert.export import official_config_gin, write_run_dir
+from condgen.convert.keys import OfficialFileError
 from condgen.convert.official import REPOS, load_official, parse_official_flags
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except (OfficialFileError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
-        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE or boschresearch/OASIS checkpoints into a "
-        "condgen run dir.",
+        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, boschresearch/OASIS or ZPdesu/SEAN "
+        "checkpoints into a condgen run dir.",
     )
-    p.add_argument("repo", choices=(*REPOS, "oasis"), help="which official code base wrote the checkpoint")
+    p.add_argument(
+        "repo", choices=(*REPOS, "oasis", "sean"), help="which official code base wrote the checkpoint"
+    )
     p.add_argument(
         "--flags",
         required=True,
@@ -35,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         from condgen.convert.oasis import convert_main
 
         return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
+    if args.repo == "sean":  # SEAN: {which_epoch}_net_{G,D}.pth, G holding the style encoder
+        from condgen.convert.sean import convert_main as convert_sean
+
+        return convert_sean(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
 
     ckpt = args.checkpoint_dir
     files = {n: ckpt / f"{args.which_epoch}_net_{n}.pth" for n in ("G", "D", "E")}

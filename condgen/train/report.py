@@ -7,6 +7,7 @@ Nothing here touches the training RNG.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor
 
+from condgen.networks.discriminator import unwrap
 from condgen.rundir import METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE, TB_DIR, sample_path
 
 VIEW_HEIGHT = 128  # small samples are enlarged to about this height, so that a 64 px grid is readable
@@ -100,6 +102,8 @@ def write_samples(run: Any, run_dir: Path, step: int, fixed: dict) -> Path:
             z, _ = E(real)  # the posterior mean: the real image's style, no sampling noise
             E.train(e_training)
             fake = G(seg, z)
+        elif hasattr(unwrap(G), "encode_style"):  # SEAN: reconstruction, the real images' region styles
+            fake = G(seg, real)
         else:
             fake = G(seg)
     G.train(was_training)
@@ -117,10 +121,14 @@ def tensorboard(accelerator: Any, fn: Any) -> None:
         pass
 
 
-def start_trackers(run: Any, start: int, config: str) -> None:
+def start_trackers(run: Any, start: int, config: str, run_dir: Path) -> None:
     """TensorBoard under tb/; records after the starting step (a killed attempt's, or a resumed run's past its
-    checkpoint) are dropped."""
-    purge = {"purge_step": start + 1}  # also drops what a killed earlier attempt at a new run logged
+    checkpoint) are dropped: a new start (no checkpoint) deletes the event files a killed earlier attempt
+    left, a resumed run purges the steps after its checkpoint."""
+    if run.main and start == 0 and (run_dir / TB_DIR).is_dir():
+        # purge_step alone would hide them from TensorBoard but leave the files (and their sample grids)
+        shutil.rmtree(run_dir / TB_DIR)
+    purge = {"purge_step": start + 1}
     run.accelerator.init_trackers(TB_DIR, init_kwargs={"tensorboard": purge})
     if run.main and start == 0:
         as_markdown = "\n".join("    " + line for line in config.splitlines())

@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--run",
         required=True,
-        help="run directory (its latest checkpoint), a step_<N> folder, a converted official or save_pretrained "
-        "folder, or a pretrained name (condgen.load: 'spade-coco', a Hugging Face repo id)",
+        help="run directory (its latest checkpoint), a step_<N> folder, a converted official or "
+        "save_pretrained folder, or a pretrained name (condgen.load: 'spade-coco', a Hugging Face repo id)",
     )
     p.add_argument("--labels", required=True, type=Path, help="folder of label-map PNGs")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -69,15 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         pipe = SynthesisPipeline.from_pretrained(args.run, ema=args.ema, device=args.device)
         with output_dir(args.out):  # an empty, new or condgen folder; nothing left behind on failure
             record = synthesize_folder(
-                pipe,
-                args.labels,
-                args.out,
-                samples=args.samples,
-                resample_class=args.resample_class,
-                style=args.style,
-                seed=args.seed,
-                instances_dir=args.instances,
-                batch_size=args.batch_size,
+                pipe, args.labels, args.out, samples=args.samples, resample_class=args.resample_class,
+                style=args.style, seed=args.seed, instances_dir=args.instances, batch_size=args.batch_size,
             )
     except (FileNotFoundError, ValueError, NotImplementedError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -26,7 +26,8 @@ from safetensors.torch import load_file, save_file
 from condgen.config import active_config
 from condgen.data.spec import DataSpec
 from condgen.infer.dataset import DatasetInfo
-from condgen.infer.pretrained import MODELS, NVIDIA_LICENSE, sha256_of, verify_sha256
+from condgen.infer.pretrained import MODELS, NVIDIA_LICENSE, verify_sha256
+from condgen.weights import sha256_file
 
 FILES = (
     "model.safetensors",
@@ -80,7 +81,7 @@ def save_folder(
     record = pipeline_json(pipe)
     registered = _registered(pipe)
     record["files"] = {
-        f: sha256_of(folder / f) for f in ("model.safetensors", "ema.safetensors") if (folder / f).is_file()
+        f: sha256_file(folder / f) for f in ("model.safetensors", "ema.safetensors") if (folder / f).is_file()
     }
     (folder / "pipeline.json").write_text(json.dumps(record, indent=1) + "\n")
     if license is None:

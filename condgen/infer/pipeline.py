@@ -238,15 +238,8 @@ class SynthesisPipeline:
         check_inputs(kind, type(self.G).__name__, region_styles=region_styles, steps=steps)
 
     def __call__(
-        self,
-        labels: LabelInput,
-        *,
-        seed: int = 0,
-        samples: int = 1,
-        style: Any = None,
-        region_styles: Any = None,
-        steps: int | None = None,
-        instance: LabelInput | None = None,
+        self, labels: LabelInput, *, seed: int = 0, samples: int = 1, style: Any = None,
+        region_styles: Any = None, steps: int | None = None, instance: LabelInput | None = None,
         output_type: str = "pil",
     ) -> Any:
         """Images for label maps: `samples` per map, latents drawn from (seed, map index, sample).

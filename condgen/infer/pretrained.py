@@ -16,15 +16,15 @@ protocol. `resolve(name)` is offline-first:
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from condgen.weights import WEIGHT_FILES, WeightsMismatchError, cache_dir, sha256_file
 
 NVIDIA_LICENSE = "cc-by-nc-sa-4.0"  # NVlabs/SPADE: CC BY-NC-SA 4.0; derived weights must keep it
 
 
-class ChecksumError(ValueError):
+class ChecksumError(WeightsMismatchError):
     """A file's sha256 differs from the registered one."""
 
 
@@ -45,7 +45,8 @@ class PretrainedModel:
     Attributes:
         converter: the `python -m condgen.convert` repo ('spade', 'ccfpse', 'oasis') and `flags` its
             official command line; `checkpoint_dir` the folder inside the unpacked release that holds it.
-        reported: the paper's numbers for this model; `protocol` how they were measured (table cited).
+        reported: the paper's numbers for this model (FID, mIoU and pixel accuracy in %); `protocol` how
+            they were measured, `source` the table they are printed in.
         hub_repo: a Hugging Face repo holding the converted `save_pretrained` folder, when one is published;
             `hub_files` the sha256 of its files.
     """
@@ -62,6 +63,8 @@ class PretrainedModel:
     protocol: str
     hub_repo: str | None = None
     hub_files: dict[str, str] = field(default_factory=dict)
+    method: str = ""  # the method's short name in tables ("SPADE"); the leaderboard's reported rows use it
+    source: str = ""  # where `reported` is printed ("SPADE, CVPR 2019, Table 2")
 
     def convert_command(self, release_dir: str = "<unpacked release>") -> str:
         return (
@@ -90,7 +93,7 @@ OASIS_PROTOCOL = (
     "OASIS (ICLR 2021) main table as collected in docs/reference (FID / mIoU, standard protocol: 256x256 "
     "ADE20K / COCO-Stuff, 512x256 Cityscapes); condgen has not reproduced it"
 )
-_DATASETS = {"coco": "CocoStuff", "ade20k": "ADE20K", "cityscapes": "Cityscapes"}
+_DATASETS = {"ade20k": "ADE20K", "coco": "CocoStuff", "cityscapes": "Cityscapes"}
 _SPADE = {  # Table 2 (SPADE): mIoU, accu, FID
     "coco": {"mIoU": 37.4, "accu": 67.9, "FID": 22.6},
     "ade20k": {"mIoU": 38.5, "accu": 79.9, "FID": 33.9},
@@ -106,57 +109,30 @@ _OASIS = {
     "ade20k": {"mIoU": 48.8, "FID": 28.3},
     "cityscapes": {"mIoU": 69.3, "FID": 47.7},
 }
-# the official test commands' architecture flags (SPADE / CC-FPSE READMEs, OASIS's defaults per dataset)
-_SPADE_FLAGS = {
-    "coco": "--dataset_mode coco",
-    "ade20k": "--dataset_mode ade20k",
-    "cityscapes": "--dataset_mode cityscapes",
-}
-_CCFPSE_FLAGS = {
-    "coco": "--dataset_mode coco --netG condconv",
-    "ade20k": "--dataset_mode ade20k --netG condconv",
-    "cityscapes": "--dataset_mode cityscapes --netG condconv",
-}
+_CCFPSE_LICENSE = (
+    "unknown (the CC-FPSE repository states no licence; its code derives from NVIDIA's "
+    "CC BY-NC-SA 4.0 SPADE)"
+)
+# (name prefix, method, paper, table, files, licence, the official test command's architecture flags, the
+# release's checkpoint folder, numbers, protocol); flags as the SPADE / CC-FPSE READMEs and OASIS's defaults
+_RELEASES = (
+    ("spade", "SPADE", "SPADE (Park et al., CVPR 2019)", "SPADE, CVPR 2019, Table 2", SPADE_FILES,
+     NVIDIA_LICENSE, "--dataset_mode {d}", "checkpoints/{d}_pretrained", _SPADE, SPADE_PROTOCOL),
+    ("ccfpse", "CC-FPSE", "CC-FPSE (Liu et al., NeurIPS 2019)", "CC-FPSE, NeurIPS 2019, Table 1",
+     CCFPSE_FILES, _CCFPSE_LICENSE, "--dataset_mode {d} --netG condconv", "{d}_pretrained", _CCFPSE,
+     CCFPSE_PROTOCOL),
+    ("oasis", "OASIS", "OASIS (Schonfeld, Sushko et al., ICLR 2021)", "OASIS, ICLR 2021", OASIS_FILES,
+     "agpl-3.0", "--dataset_mode {d}", "oasis_{d}_pretrained", _OASIS, OASIS_PROTOCOL),
+)  # fmt: skip
 
-MODELS: dict[str, PretrainedModel] = {}
-for _d, _name in _DATASETS.items():
-    MODELS[f"spade-{_d}"] = PretrainedModel(
-        f"spade-{_d}",
-        "SPADE (Park et al., CVPR 2019)",
-        _name,
-        SPADE_FILES,
-        NVIDIA_LICENSE,
-        "spade",
-        _SPADE_FLAGS[_d],
-        f"checkpoints/{_d}_pretrained",
-        _SPADE[_d],
-        SPADE_PROTOCOL,
+MODELS: dict[str, PretrainedModel] = {
+    f"{key}-{d}": PretrainedModel(
+        f"{key}-{d}", paper, dataset, files, licence, key, flags.format(d=d), folder.format(d=d), numbers[d],
+        protocol, method=method, source=table,
     )
-    MODELS[f"ccfpse-{_d}"] = PretrainedModel(
-        f"ccfpse-{_d}",
-        "CC-FPSE (Liu et al., NeurIPS 2019)",
-        _name,
-        CCFPSE_FILES,
-        "unknown (the CC-FPSE repository states no licence; its code derives from NVIDIA's "
-        "CC BY-NC-SA 4.0 SPADE)",
-        "ccfpse",
-        _CCFPSE_FLAGS[_d],
-        f"{_d}_pretrained",
-        _CCFPSE[_d],
-        CCFPSE_PROTOCOL,
-    )
-    MODELS[f"oasis-{_d}"] = PretrainedModel(
-        f"oasis-{_d}",
-        "OASIS (Schonfeld, Sushko et al., ICLR 2021)",
-        _name,
-        OASIS_FILES,
-        "agpl-3.0",
-        "oasis",
-        f"--dataset_mode {_d}",
-        f"oasis_{_d}_pretrained",
-        _OASIS[_d],
-        OASIS_PROTOCOL,
-    )
+    for key, method, paper, table, files, licence, flags, folder, numbers, protocol in _RELEASES
+    for d, dataset in _DATASETS.items()
+}
 
 
 def register_pretrained(model: PretrainedModel) -> PretrainedModel:
@@ -166,22 +142,16 @@ def register_pretrained(model: PretrainedModel) -> PretrainedModel:
 
 
 def converted_dir(name: str) -> Path:
-    """Where the converted copy of a registered model lives: $CONDGEN_HOME/pretrained/<name>
-    (CONDGEN_HOME defaults to ~/.cache/condgen)."""
-    home = os.environ.get("CONDGEN_HOME") or Path.home() / ".cache" / "condgen"
-    return Path(home) / "pretrained" / name
-
-
-def sha256_of(path: str | Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    """Where the converted copy of a registered model lives: condgen's cache folder, `pretrained/<name>`
+    ($CONDGEN_CACHE, else ~/.cache/condgen)."""
+    return cache_dir("pretrained", name)
 
 
 def verify_sha256(path: Path, expected: str | None) -> None:
     """Stop with the file, the expected and the found hash when they differ (nothing to check for None)."""
     if expected is None:
         return
-    found = sha256_of(path)
+    found = sha256_file(path)
     if found != expected.lower():
         raise ChecksumError(
             f"{path}: sha256 mismatch: expected {expected}, found {found}. The file is damaged or not the "
@@ -211,11 +181,15 @@ def resolve(
             f"{f.name} from {f.url} (size {f.size or 'unknown'}, sha256 {f.sha256 or 'not recorded yet'})"
             for f in model.files
         )
+        fetch = (
+            WEIGHT_FILES[name].fetch_command
+            if name in WEIGHT_FILES
+            else f"download by hand (a Drive / Dropbox folder: no direct link to fetch) and unpack: {files}"
+        )
         raise FileNotFoundError(
             f"{name} ({model.paper}, {model.dataset}; licence {model.license}) is not converted yet "
-            f"and has no "
-            f"Hub copy registered. Fetch the official release: condgen weights fetch {name}  [{files}], "
-            f"then convert it: {model.convert_command()}"
+            f"and has no Hub copy registered. 1. Fetch the official release: {fetch}. 2. Convert it: "
+            f"{model.convert_command()}"
         )
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return hub_snapshot(name, local_files_only=local_files_only, revision=revision)

@@ -218,7 +218,8 @@ def fake_hub(cache, repo_id, folder, revision="0123456789abcdef0123456789abcdef0
 def test_a_hub_name_resolves_offline_from_the_cache(spade_run, maps, tmp_path, monkeypatch):
     import huggingface_hub.constants as hf
 
-    from condgen.infer.pretrained import MODELS, PretrainedModel, register_pretrained, sha256_of
+    from condgen.infer.pretrained import MODELS, PretrainedModel, register_pretrained
+    from condgen.weights import sha256_file
 
     pipe = condgen.load(spade_run)
     folder = pipe.save_pretrained(tmp_path / "m")
@@ -235,7 +236,7 @@ def test_a_hub_name_resolves_offline_from_the_cache(spade_run, maps, tmp_path, m
     entry = PretrainedModel(
         "tiny-spade", "test", "SyntheticLandscapes", (), "other", "spade", "", "", {}, "",
         hub_repo="condgen-test/tiny-spade",
-        hub_files={"model.safetensors": sha256_of(folder / "model.safetensors")},
+        hub_files={"model.safetensors": sha256_file(folder / "model.safetensors")},
     )
     monkeypatch.setitem(MODELS, "tiny-spade", entry)
     assert np.array_equal(condgen.load("tiny-spade")(ids, seed=0, output_type="np"), ref)
@@ -251,14 +252,26 @@ def test_a_hub_name_resolves_offline_from_the_cache(spade_run, maps, tmp_path, m
 
 def test_a_registered_name_without_a_hub_copy_says_how_to_fetch_and_convert(tmp_path, monkeypatch):
     from condgen.infer.pretrained import MODELS
+    from condgen.weights import WEIGHT_FILES, WeightFile
 
-    monkeypatch.setenv("CONDGEN_HOME", str(tmp_path))
+    monkeypatch.setenv("CONDGEN_CACHE", str(tmp_path))
     with pytest.raises(FileNotFoundError) as err:
         condgen.load("spade-coco")
     msg = str(err.value)
-    assert "condgen weights fetch spade-coco" in msg and "cc-by-nc-sa-4.0" in msg
+    assert "is not converted yet" in msg and "cc-by-nc-sa-4.0" in msg
+    assert "download by hand" in msg and "https://github.com/NVlabs/SPADE" in msg
     assert f"--out {tmp_path / 'pretrained' / 'spade-coco'}" in msg
     assert "python -m condgen.convert spade" in msg
+    # once the release is a declared weight file, the message gives its fetch command instead
+    declared = WeightFile("SPADE releases", ("checkpoints.tar.gz",), "https://example.invalid/x", None,
+                          name="spade-coco")
+    monkeypatch.setitem(WEIGHT_FILES, "spade-coco", declared)
+    fetch = "Fetch the official release: condgen weights fetch spade-coco"
+    with pytest.raises(FileNotFoundError, match=fetch):
+        condgen.load("spade-coco")
+    (tmp_path / "pretrained" / "spade-coco").mkdir(parents=True)  # converted: the folder is what loads
+    with pytest.raises(FileNotFoundError, match="spade-coco is neither a checkpoint nor a run directory"):
+        condgen.load("spade-coco")
     assert MODELS["spade-coco"].reported == {"mIoU": 37.4, "accu": 67.9, "FID": 22.6}
     assert MODELS["oasis-ade20k"].license == "agpl-3.0"
 

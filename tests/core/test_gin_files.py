@@ -90,10 +90,10 @@ def test_experiment_builds_and_runs(experiment, roots):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_ablation_cell_builds_and_runs(cell, roots):
-    base = "ccfpse_coco.gin" if "ccfpse_table2" in cell else "spade_ade20k.gin"
+    base = "ccfpse_coco.gin" if "ccfpse_table2" in cell or "ablations/clade/" in cell else "spade_ade20k.gin"
     if cell.startswith("oasis/") and "spade_3d_noise" not in cell:
         base = "oasis_ade20k.gin"
-    if cell.startswith("dpgan/"):
+    if "ablations/dpgan/" in cell:
         base = "dpgan_ade20k.gin"
     out = _build_and_run([base, cell], roots)
     text = (GIN / cell).read_text()
@@ -112,6 +112,9 @@ def test_ablation_cell_builds_and_runs(cell, roots):
         assert type(G.condition).__name__ == "NoiseCondition" and G.condition.cond_nc == 8 + G.semantic_nc
     if "LabelMapCondition" in text:
         assert type(G.condition).__name__ == "LabelMapCondition"
+    if "shortcut_norm = @CLADE" in text:
+        assert type(G.up_0.norm_s).__name__ == "CLADE"
+        assert G.up_0.conv_s.in_channels == G.up_0.norm_1.num_features + 1  # + the edge feature
     if "kernel_size = 5" in text:
         assert G.head_0.norm_0.mlp_gamma.kernel_size == (5, 5)
     if "random_input" in cell:

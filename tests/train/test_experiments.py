@@ -73,20 +73,24 @@ def test_oasis_ablation_cell_trains(cell, roots, tmp_path):
         assert ("D_labelmix" in terms) == (cell != "no_labelmix")
 
 
-# DP-GAN cells (the crossed cells and the trained-heads switch), each stacked on dpgan_ade20k (2 steps).
-DPGAN_CELLS = ("train_heads", "dpgan_g__mspatch_d", "spade_g__dpgan_d")
+# CLADE / DP-GAN cells (crossed cells, the trained-heads switch), each stacked on its experiment (2 steps).
+CROSSED_CELLS = {
+    "dpgan/train_heads": "dpgan_ade20k", "dpgan/dpgan_g__mspatch_d": "dpgan_ade20k",
+    "dpgan/spade_g__dpgan_d": "dpgan_ade20k", "clade/cc_wo_fp__clade_shortcut": "ccfpse_coco",
+}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cell", DPGAN_CELLS)
-def test_dpgan_cell_trains(cell, roots, tmp_path):
-    files = [GIN_DIR / "dpgan_ade20k.gin", GIN_DIR / "ablations" / "dpgan" / f"{cell}.gin"]
+@pytest.mark.parametrize("cell", sorted(CROSSED_CELLS))
+def test_crossed_cell_trains(cell, roots, tmp_path):
+    files = [GIN_DIR / f"{CROSSED_CELLS[cell]}.gin", GIN_DIR / "ablations" / f"{cell}.gin"]
     parse_gin(files, TINY + roots)
     ckpt = train(tmp_path)
     state = json.loads((Path(ckpt) / "state.json").read_text())
-    assert state["step"] == 2 and set(state["models"]) == {"G", "D"}
+    assert state["step"] == 2
+    assert set(state["models"]) == ({"G", "D", "E"} if "clade/" in cell else {"G", "D"})  # CC-FPSE: VAE
     terms = set(json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1]))
-    if "mspatch" in cell:
+    if "mspatch" in cell or "clade/" in cell:
         assert {"G_GAN", "D_fake", "D_real"} <= terms and "G_align" not in terms
     else:
         assert {"G_adv", "G_align", "G_ms_hinge", "D_ms_fake", "D_ms_real", "D_labelmix"} <= terms

@@ -36,10 +36,13 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
         f"build_gan.encoder = {'@VAEEncoder' if cfg.use_vae else 'None'}",
     ]
     gkw = dict(cfg.generator_kwargs)
+    clade = cfg.generator.startswith("CLADE")
     for key, binding in (
-        ("norm_param_free", "SPADE.param_free"),
+        ("norm_param_free", "CLADE.param_free" if clade else "SPADE.param_free"),
         ("norm_kernel_size", "SPADE.kernel_size"),
-        ("spectral", "SPADEResBlock.spectral"),
+        ("spectral", "CLADEResBlock.spectral" if clade else "SPADEResBlock.spectral"),
+        ("instance_edge", "CLADE.instance_edge"),
+        ("icpe", "CLADE.icpe"),
     ):
         if key in gkw:
             lines.append(f"{binding} = {_gin_value(gkw.pop(key))}")

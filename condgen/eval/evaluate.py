@@ -323,12 +323,13 @@ def evaluate_images(
     if metrics is None:
         metrics = bound_metrics() or default_metrics(**metric_options)
         if real is None:  # without photos only the segmentation score on generated images exists
-            metrics = [m for m in metrics if isinstance(m, SegmentationScore)]
-    needs_real = [type(m).__name__ for m in metrics if not isinstance(m, SegmentationScore | LPIPSDiversity)]
-    if real is None and needs_real:
-        raise ValueError(f"{', '.join(needs_real)} compare with real photos: pass --real DIR")
+            metrics = [m for m in metrics if isinstance(m, SegmentationScore | LPIPSDiversity)]
     if any(isinstance(m, LPIPSDiversity) and m.maps for m in metrics):
         raise ValueError("diversity needs several samples per label map; a results folder holds one")
+    metrics = [m for m in metrics if not isinstance(m, LPIPSDiversity)]
+    needs_real = [type(m).__name__ for m in metrics if not isinstance(m, SegmentationScore)]
+    if real is None and needs_real:
+        raise ValueError(f"{', '.join(needs_real)} compare with real photos: pass --real DIR")
     spec, n = ds.spec, len(ds)
     ctx = EvalContext(
         None, spec, ds, n, "given", 0, device, state, segmenter, cache, batch_size, segmenter_options
@@ -445,16 +446,22 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _short_sha(digest: Any) -> str:
+    """12 hex digits of a digest; a description such as 'random(seed=0)' in full."""
+    text = str(digest)
+    return text[:12] if all(c in "0123456789abcdef" for c in text) else text
+
+
 def protocol_line(p: dict) -> str:
     """One sentence with every protocol field that changes the numbers."""
     h, w = p["resolution"]
     parts = [f"{p['images']} {p['dataset']} {p['split']} images at {h}x{w} (real: {p['real_resize_filter']})"]
     f = p.get("features")
     if f:
-        sha = str(f["weights_sha256"])[:12]
-        resize = f", resize {f['resize']}" if f.get("resize") else ""
+        sha = _short_sha(f["weights_sha256"])
+        resize = f" resize {f['resize']}," if f.get("resize") else ""
         parts.append(
-            f"FID/KID features {f['name']} (sha256 {sha}{resize}), KID {p['kid_subsets']} subsets of "
+            f"FID/KID features {f['name']} (sha256 {sha}),{resize} KID {p['kid_subsets']} subsets of "
             f"{p['kid_subset_size']}"
         )
     seg = p.get("segmenter")
@@ -471,7 +478,7 @@ def protocol_line(p: dict) -> str:
     for key in ("fd_dinov2", "cmmd", "precision_recall", "density_coverage"):
         if p.get(key):
             f, k = p[key]["features"], p[key].get("k")
-            sha = str(f["weights_sha256"])[:12]
+            sha = _short_sha(f["weights_sha256"])
             seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, resize {f['resize']})"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")

@@ -377,7 +377,7 @@ def run_exported(path: str | Path, inputs: tuple, format: str | None = None) -> 
 
 
 def export_run(
-    run: str | Path,
+    run: Any,
     out: str | Path | None = None,
     *,
     format: str = "onnx",
@@ -386,15 +386,18 @@ def export_run(
     ema: bool = False,
     check: bool = True,
 ) -> dict:
-    """Export the generator of a run, checkpoint or converted official folder; `out` defaults to
+    """Export the generator of a `SynthesisPipeline`, or of what `condgen.load` loads (a run, checkpoint,
+    converted official or save_pretrained folder, a registered name); `out` defaults to
     `<run name>[-ema]-<H>x<W>.<onnx|pt>` in the current folder. Returns the record (with `path`)."""
-    from condgen.train.state import load_run
+    from condgen.infer.pipeline import SynthesisPipeline
 
-    gan, spec, info = load_run(run, ema=ema)
+    pipe = run if isinstance(run, SynthesisPipeline) else SynthesisPipeline.from_pretrained(run, ema=ema)
+    gan, spec, info = pipe.gan, pipe.spec, pipe.provenance
     size = tuple(size or spec.size)
     if out is None:
-        name = Path(run).resolve().name + ("-ema" if ema else "")
+        name = Path(str(info["source"])).resolve().name + ("-ema" if ema else "")
         out = Path(f"{name}-{size[0]}x{size[1]}{FORMATS[format]}")
-    meta = {"source": info["source"], "checkpoint": info["checkpoint"], "step": info.get("step"), "ema": ema}
+    meta = {"source": info["source"], "checkpoint": info.get("checkpoint"), "step": info.get("step"),
+            "ema": bool(info.get("ema"))}
     record = export_generator(gan.G, spec, out, format=format, size=size, batch=batch, check=check, meta=meta)
     return {**record, "path": str(out)}

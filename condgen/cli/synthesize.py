@@ -12,7 +12,9 @@ Label maps are single-channel PNGs of the class ids the model was trained on (25
 dataset has that channel); other sizes are resized (nearest) to the model's. Writes the official results
 layout
 (`images/input_label/`, `images/synthesized_image/`, `index.html`), `grid.png` (label | style | samples side
-by side) and `synthesis.json`. The same --seed gives identical images.
+by side) and `synthesis.json`. The same --seed gives identical images. --out must be new, empty or a
+folder condgen wrote (`.condgen-output`): your own files are never overwritten, and a failure removes what
+it wrote.
 
 Multi-modal sampling needs a latent: a VAE (SPADE with use_vae) or 3-D noise (OASIS). --samples N (alias
 --samples_per_map) writes N images per map (`<map>_s00.png` ...), each with its own latent / noise vector.

@@ -125,6 +125,34 @@ def test_an_op_that_cannot_be_exported_is_named_with_its_block(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
+class _AddNoise(nn.Module):
+    """Draws its own noise inside (as SEAN's ACE layers do), so a file could not reproduce an image."""
+
+    def forward(self, x):
+        return x + torch.randn_like(x)
+
+
+class _Noisy(_Toy):
+    def __init__(self, semantic_nc: int) -> None:
+        super().__init__(semantic_nc)
+        self.body = nn.Sequential(nn.Conv2d(semantic_nc, 3, 1), _AddNoise())
+
+
+class _Pair(_Toy):
+    def forward(self, seg, z=None):
+        return seg, seg
+
+
+def test_randomness_inside_and_other_call_conventions_are_refused(tmp_path):
+    spec = DataSpec(4, crop_size=8)
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(ExportError, match=r"random numbers inside the network \(.*in block G\.body\.1\b"):
+            export_generator(_Noisy(spec.semantic_nc), spec, tmp_path / f"n.{fmt}", format=fmt)
+    with pytest.raises(ExportError, match=r"G\(seg, z\) gave tuple, not an image of shape \(1, 3, 8, 8\)"):
+        export_generator(_Pair(spec.semantic_nc), spec, tmp_path / "p.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_exports_a_run(tmp_path, capsys, monkeypatch):
     from condgen.cli.main import main
     from tests.paint.conftest import TINY, random_run

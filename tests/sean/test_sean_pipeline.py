@@ -10,24 +10,14 @@ from condgen.cli.synthesize import main as synthesize
 from condgen.data.landscapes import landscape
 from condgen.infer import SynthesisPipeline
 from condgen.networks.region_styles import interpolate
-from tests.paint.conftest import SEAN_TINY, random_run
+from tests.paint.conftest import make_sean_run
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A random-weight tiny SEAN run (64 px landscapes), two photos with their label maps, a label folder."""
     base = tmp_path_factory.mktemp("sean_pipe")
-    (base / "sean.gin").write_text(SEAN_TINY)
-    run = random_run(base / "run", base / "sean.gin")
-    from safetensors.torch import load_file, save_file
-
-    path = run / "step_0" / "G.safetensors"
-    state = load_file(str(path))
-    gen = torch.Generator().manual_seed(0)
-    for k, v in state.items():  # larger style weights than the init, so that styles visibly matter
-        if ".fc_mu." in k or ".conv_gamma." in k or ".blending_" in k or k.startswith("style_encoder."):
-            state[k] = torch.randn(v.shape, generator=gen) * 0.5
-    save_file(state, str(path))
+    run = make_sean_run(base)
     out = {"run": run, "labels": base / "labels"}
     out["labels"].mkdir()
     for i in (0, 1):

@@ -2,7 +2,7 @@
 
 Layers, low to high (a module may import its own layer and those below it):
 registry/utils/config/weights/fetch
--> data -> ops -> blocks -> networks -> losses -> objectives -> train -> eval
+-> data -> ops -> blocks -> networks -> losses -> objectives -> train -> infer -> eval
 -> report/convert/paint/export -> cli. Imports inside functions count too (they are still dependencies).
 The package face (`condgen/__init__.py`) imports the built-in packages so that their blocks register; it is
 the one module allowed above everything, and nothing imports it back (`from condgen import x`).
@@ -23,6 +23,7 @@ LAYERS = [
     {"losses"},
     {"objectives"},
     {"train"},
+    {"infer"},
     {"eval"},
     {"report", "leaderboard", "convert", "paint", "export"},
     {"cli", "__main__"},

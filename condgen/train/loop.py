@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from condgen.data.errors import DataError
 from condgen.objectives import Pix2PixHDObjective
-from condgen.objectives.base import total
+from condgen.objectives.base import check_declared, total
 from condgen.rundir import (
     CONFIG_FILE,
     LOCK_FILE,
@@ -339,6 +339,7 @@ def _steps(run: Any, run_dir: Path, start: int, ckpt: Path | None, config: str, 
             if run.ema is not None:
                 _ema_update(run.ema, acc.unwrap_model(run.step.G), s.ema_decay)
         losses |= discriminator_step(run.step, micro)
+        check_declared(run.step.objective, losses)  # reports plot the declared terms: none may be missing
         values = _check_finite(acc, losses, step + 1, where.epoch, run_dir)
         attempt.trained += 1
 

@@ -1,4 +1,4 @@
-"""`python -m condgen.convert {spade|ccfpse|oasis} --flags "..." --checkpoint_dir DIR --out OUT`."""
+"""`python -m condgen.convert {spade|ccfpse|oasis|sdm} --flags "..." --checkpoint_dir DIR --out OUT`."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from condgen.convert.official import REPOS, load_official, parse_official_flags
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
-        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE or boschresearch/OASIS checkpoints into a "
-        "condgen run dir.",
+        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, boschresearch/OASIS or "
+        "WeilunWang/semantic-diffusion-model (SDM) checkpoints into a condgen run dir.",
     )
-    p.add_argument("repo", choices=(*REPOS, "oasis"), help="which official code base wrote the checkpoint")
+    p.add_argument("repo", choices=(*REPOS, "oasis", "sdm"),
+                   help="which official code base wrote the checkpoint")
     p.add_argument(
         "--flags",
         required=True,
@@ -35,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         from condgen.convert.oasis import convert_main
 
         return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
+    if args.repo == "sdm":  # SDM: ema_0.9999_<step>.pt and/or model<step>.pt under checkpoint_dir
+        from condgen.convert.sdm import convert_main as convert_sdm
+
+        return convert_sdm(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
 
     ckpt = args.checkpoint_dir
     files = {n: ckpt / f"{args.which_epoch}_net_{n}.pth" for n in ("G", "D", "E")}

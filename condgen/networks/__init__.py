@@ -7,6 +7,7 @@ from condgen.networks import (  # noqa: F401
     oasis_discriminator,
     oasis_generator,
     patch_discriminator,
+    sdm_unet,
     spade_generator,
     vae_encoder,
 )

@@ -1,7 +1,7 @@
 """The package's import graph: no circle, and no import from a lower layer up into a higher one.
 
 Layers, low to high (a module may import its own layer and those below it):
-registry/utils/config -> data -> ops -> blocks -> networks -> losses -> objectives -> train -> eval
+registry/utils/config -> data -> ops -> blocks -> networks -> losses/diffusion -> objectives -> train -> eval
 -> report/convert/paint -> cli. Imports inside functions count too (they are still dependencies).
 The package face (`condgen/__init__.py`) imports the built-in packages so that their blocks register; it is
 the one module allowed above everything, and nothing imports it back (`from condgen import x`).
@@ -19,7 +19,7 @@ LAYERS = [
     {"ops"},
     {"blocks"},
     {"networks"},
-    {"losses"},
+    {"losses", "diffusion"},  # diffusion: the process maths (torch + numpy only), used by objectives and up
     {"objectives"},
     {"train"},
     {"eval"},

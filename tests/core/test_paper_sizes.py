@@ -26,7 +26,13 @@ OFFICIAL = {
     "oasis_ade20k.gin": {"G": 74_314_691, "D": 22_258_904},
     "oasis_coco.gin": {"G": 75_199_427, "D": 22_260_984},
     "oasis_cityscapes.gin": {"G": 71_107_523, "D": 22_251_364},
+    # SDM: the denoising UNet only (no discriminator); the original's create_model at the README flags
+    "sdm_ade20k.gin": {"G": 660_608_518},
+    "sdm_coco.gin": {"G": 662_509_318},
+    "sdm_cityscapes.gin": {"G": 653_984_518},
+    "sdm_celeba.gin": {"G": 653_062_918},
 }
+
 
 
 def test_every_paper_experiment_is_listed():

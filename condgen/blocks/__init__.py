@@ -6,6 +6,7 @@ from condgen.blocks import (  # noqa: F401
     noise,
     norm,
     sdm,
+    sean,
     semantic_embedding,
     spade,
     weight_pyramid,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import threading
 import time
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directory, step_<N> checkpoint folder or converted official folder")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 exposes it)")
+    p.add_argument("--allow_host", action="append", default=[], metavar="NAME",
+                   help="with --host other than localhost: another name or address browsers use to reach "
+                        "this machine (the Host header; repeatable; '*' turns the check off)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     p.add_argument("--examples", type=Path,
                    help="folder of label-id PNGs offered as starting points (default RUN/examples/)")
@@ -99,6 +103,53 @@ def check(url: str) -> dict:
             "examples": len(examples), "generation_ms": out["ms"][0], "request_ms": total}
 
 
+def allowed_hosts(host: str, extra: list[str] = ()) -> list[str] | None:
+    """The Host header values the server answers: a check against DNS rebinding (a web page whose own name
+    resolves to this machine). Loopback: the loopback names. Another address: that address, this machine's
+    names and addresses as far as they can be found, loopback and `extra`; None ('*' in extra): no check."""
+    if "*" in extra:
+        return None
+    names = set(LOOPBACK) | set(extra)
+    if host in LOOPBACK:
+        return sorted(names)
+    if host not in ("0.0.0.0", "::", ""):
+        names.add(host)
+    for name in (socket.gethostname(), socket.getfqdn()):
+        names.add(name)
+        try:
+            names.update(info[4][0] for info in socket.getaddrinfo(name, None))
+        except OSError:
+            pass
+    try:  # the address of the default route (no packet is sent by a UDP connect)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            names.add(probe.getsockname()[0])
+    except OSError:
+        pass
+    return sorted(n for n in names if n)
+
+
+def exposure_warning(host: str, port: int, run: Path, examples: bool, hosts: list[str] | None) -> str:
+    """What --host other than localhost makes reachable, for the user to decide."""
+    lines = [
+        f"warning: --host {host} serves the painter to every machine that can reach this one on port {port}, "
+        "without a login:",
+        f"  - the model ({run}) and its run path, to anyone who sends a request",
+        "  - your CPU/GPU time (every /synthesize request runs the generator)",
+    ]
+    if examples:
+        lines.append("  - the example label maps and their photos (training or validation data)")
+    if hosts is None:
+        lines.append("  the Host check is off (--allow_host '*'): pages on other sites can reach it by DNS "
+                     "rebinding")
+    else:
+        lines.append(f"  requests must name this machine as one of: {', '.join(hosts)} "
+                     "(add others with --allow_host NAME)")
+    lines.append("  use it only on a network you trust; the default --host 127.0.0.1 serves this machine "
+                 "only")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -120,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    local = args.host in LOOPBACK
-    app = create_app(model, allowed_hosts=LOOPBACK if local else None)
+    hosts = allowed_hosts(args.host, args.allow_host)
+    app = create_app(model, allowed_hosts=hosts)
+    if args.host not in LOOPBACK:
+        print(exposure_warning(args.host, args.port, args.run, bool(model.example_names()), hosts),
+              file=sys.stderr, flush=True)
     h, w = model.size
     about = (f"{model.info['kind']} {args.run} (step {model.info.get('step')}), {w}x{h} px, "
              f"{len(model.classes)} classes" + (", multi-modal" if model.multimodal else ""))

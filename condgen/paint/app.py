@@ -7,17 +7,25 @@
     POST /labels                a PNG in the body (?input=ids|color) -> its ids at the model's size:
                                 ?output=json (default: base64 ids + note), ids (mode-L PNG) or color (PNG)
     POST /style                 a style photo in the body (PNG/JPEG) -> {"style": key, "preview": data URL}
+    GET  /checkpoint            the checkpoint served: {"step", "checkpoint", "newer_step"} (a run still
+                                training: the step of a newer checkpoint, else null)
+    POST /reload                serve the run's newest checkpoint -> {"reloaded", "step", "checkpoint"}
     POST /synthesize            an id-map PNG in the body; ?seed=&samples=&style= ->
                                 {"images": [data URLs], "ms": [per image], "seed"}; ?format=png: the first
                                 image as a PNG
 
 Bad input answers 4xx with {"error": message}; nothing else is served (no path comes from a request).
+A POST that a browser sends on behalf of another site (an `Origin` other than the page's own, `Origin:
+null`, `Sec-Fetch-Site: cross-site` or `same-site`) is refused with 403 before its body is read: any web page
+can send a "simple" POST without a preflight, and although the browser hides the answer, the server would do
+the work. Requests without these headers (curl, Python scripts) are served.
 """
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +35,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from condgen.paint.model import MAX_BYTES, InputError, PaintModel, data_url, png_bytes
+from condgen.rundir import read_state
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -66,6 +75,45 @@ def _choice(request: Request, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def cross_site(headers: dict[str, str]) -> str | None:
+    """Why a request with these (lower-case) headers comes from another site's page, or None.
+
+    Browsers name the page that sends a request in `Origin` (on every POST) and, in current browsers,
+    `Sec-Fetch-Site`; scripts send neither, so a request without them is allowed.
+    """
+    site = headers.get("sec-fetch-site", "")
+    if site in ("cross-site", "same-site"):
+        return f"Sec-Fetch-Site: {site}"
+    origin = headers.get("origin")
+    if origin is None:
+        return None
+    if origin == "null":  # sandboxed frames, file:// pages, data: URLs
+        return "Origin: null"
+    parts = urlsplit(origin)
+    host = headers.get("host", "")
+    if parts.scheme not in ("http", "https") or parts.netloc.lower() != host.lower():
+        return f"Origin: {origin} is not this server ({host})"
+    return None
+
+
+class SameOriginPosts:
+    """ASGI middleware: answer 403 to a POST sent by another site's page (see `cross_site`)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            why = cross_site(headers)
+            if why is not None:
+                message = (f"refused a request from another web site ({why}): the painter only answers its "
+                           "own page and scripts that send no Origin")
+                await _error(message, 403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> Starlette:
     """The app serving `model` (tests drive it with `starlette.testclient.TestClient`).
 
@@ -88,6 +136,14 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
 
     async def classes(request: Request) -> Response:
         return JSONResponse(model.describe())
+
+    async def checkpoint(request: Request) -> Response:
+        newer = model.newer_checkpoint()
+        return JSONResponse({"step": model.info.get("step"), "checkpoint": model.info.get("checkpoint"),
+                             "newer_step": read_state(newer).get("step") if newer is not None else None})
+
+    async def reload(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(model.reload))
 
     async def examples(request: Request) -> Response:
         names = model.example_names()
@@ -139,6 +195,8 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
     routes = [
         Route("/", index),
         Route("/classes", guarded(classes)),
+        Route("/checkpoint", guarded(checkpoint)),
+        Route("/reload", guarded(reload), methods=["POST"]),
         Route("/examples", guarded(examples)),
         Route("/examples/{name}", guarded(example)),
         Route("/labels", guarded(labels), methods=["POST"]),
@@ -146,9 +204,10 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
         Route("/synthesize", guarded(synthesize), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = []
+    from starlette.middleware import Middleware
+
+    middleware = [Middleware(SameOriginPosts)]
     if allowed_hosts:
-        from starlette.middleware import Middleware
         from starlette.middleware.trustedhost import TrustedHostMiddleware
 
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))

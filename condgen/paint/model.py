@@ -15,6 +15,7 @@ import io
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,17 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from condgen.paint.classes import class_table, dataset_name
+from condgen.rundir import LATEST_FILE, CheckpointError, latest_checkpoint
 
 MAX_BYTES = 16 * 2**20  # uploads larger than this are refused (413)
 MAX_PIXELS = 4096 * 4096  # decoded images larger than this are refused before decoding (413)
 MAX_SAMPLES = 8
 N_EXAMPLES = 8
 STYLE_CACHE = 16
+# Uploads are decoded and converted to ids on these two threads only: a 4096 x 4096 map takes ~50 MB while it
+# is converted, and the C allocator keeps what each thread freed for that thread's next use, so decoding on
+# every server thread (a semaphore alone) still let 20 concurrent uploads grow the server by ~650 MB.
+DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="condgen-decode")
 
 
 class InputError(ValueError):
@@ -40,27 +46,57 @@ class InputError(ValueError):
         self.status = status
 
 
-def open_png(data: bytes, what: str = "label map", formats: tuple[str, ...] = ("PNG",)) -> Image.Image:
-    """Decode uploaded bytes, refusing non-images, other formats and oversized images with `InputError`."""
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk (bytes 16-24), None for other formats: read before PIL
+    parses anything, so a huge declared image is refused without being decoded."""
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return None
+
+
+def _check_pixels(what: str, w: int, h: int, size: tuple[int, int] | None) -> None:
+    if w * h > MAX_PIXELS:
+        raise InputError(f"{what}: {w}x{h} pixels is over the limit of {MAX_PIXELS} pixels", 413)
+    if size is not None and (h, w) != tuple(size):
+        raise InputError(
+            f"{what}: {w}x{h} pixels, but this model paints {size[1]}x{size[0]}; "
+            "resize it (nearest) or upload it through /labels, which does"
+        )
+
+
+def open_png(
+    data: bytes,
+    what: str = "label map",
+    formats: tuple[str, ...] = ("PNG",),
+    size: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode uploaded bytes, refusing non-images, other formats and oversized images with `InputError`.
+
+    The declared size is checked before any pixel is decoded (a 16 KB PNG can declare 4096 x 4096 pixels);
+    `size` (H, W): refuse other sizes before decoding too.
+    """
     if not data:
         raise InputError(f"{what}: the request has no body; send the {' or '.join(formats)} file itself")
     if len(data) > MAX_BYTES:
         mib = len(data) / 2**20
         raise InputError(f"{what}: {mib:.1f} MiB is over the {MAX_BYTES // 2**20} MiB limit", 413)
+    header = declared_size(data)
+    if header is not None:
+        _check_pixels(what, *header, size)
     try:
         img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:  # not an OSError; other formats' sizes are only known here
+        raise InputError(f"{what}: an image too large to decode ({err})", 413) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError(f"{what}: not a {' or '.join(formats)} image", 415) from None
     if img.format not in formats:
         lossless = " (label maps must be lossless: JPEG changes the ids at every edge)"
         hint = lossless if img.format == "JPEG" else ""
         raise InputError(f"{what}: a {img.format} file, expected {' or '.join(formats)}{hint}", 415)
-    w, h = img.size
-    if w * h > MAX_PIXELS:
-        raise InputError(f"{what}: {w}x{h} pixels is over the limit of {MAX_PIXELS} pixels", 413)
+    _check_pixels(what, *img.size, size)
     try:
         img.load()
-    except (OSError, ValueError, SyntaxError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise InputError(f"{what}: corrupt {img.format} file ({err})", 400) from None
     return img
 
@@ -93,24 +129,60 @@ class PaintModel:
     def __init__(
         self, run: str | Path, *, ema: bool = False, device: str = "cpu", examples: str | Path | None = None
     ) -> None:
-        from condgen.eval.synthesize import latent_kind, load_generator
-
         self.run = Path(run)
-        self.device = device
-        self.gan, self.spec, self.info = load_generator(self.run, ema=ema, device=device)
+        self.device, self.ema = device, ema
+        self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
+        self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._load(self.run)
         self.dataset = dataset_name(self.run)
         self.classes = class_table(self.spec, self.dataset)
         self.n_ids = len(self.classes)
-        self.multimodal = latent_kind(self.gan.G) is not None  # a VAE z or 3-D noise (OASIS)
-        self.has_encoder = getattr(self.gan, "E", None) is not None
-        self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
-        self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         folder = Path(examples) if examples is not None else self.run / "examples"
         self._example_files = (
             {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
         )
         self._landscape_examples = self.dataset == "SyntheticLandscapes"
         self.last_labels: np.ndarray | None = None  # the id map of the latest /synthesize (for tests)
+
+    def _load(self, path: Path) -> None:
+        from condgen.eval.synthesize import latent_kind, load_generator
+
+        self.gan, self.spec, self.info = load_generator(path, ema=self.ema, device=self.device)
+        self.multimodal = latent_kind(self.gan.G) is not None  # a VAE z or 3-D noise (OASIS)
+        self.has_encoder = getattr(self.gan, "E", None) is not None
+
+    # ----- a run still training
+    def newer_checkpoint(self) -> Path | None:
+        """The run's newest checkpoint when it is not the one served (a run still training wrote another);
+        None when serving a step_<N> folder, which never changes."""
+        if not (self.run / LATEST_FILE).is_file():
+            return None
+        latest = latest_checkpoint(self.run)
+        if latest is None or latest.resolve() == Path(self.info["checkpoint"]).resolve():
+            return None
+        return latest
+
+    def reload(self) -> dict[str, Any]:
+        """Serve the run's newest checkpoint if it changed since loading: {'reloaded', 'step', 'checkpoint'}.
+
+        A run keeps its data spec, so a checkpoint with another one is another model: refused (409), and the
+        served one stays. Encoded styles are dropped (the encoder changed)."""
+        from condgen.eval.synthesize import load_generator
+
+        newer = self.newer_checkpoint()
+        if newer is not None:
+            try:
+                gan, spec, info = load_generator(newer, ema=self.ema, device=self.device)
+            except (FileNotFoundError, KeyError, ValueError, CheckpointError) as err:
+                raise InputError(f"cannot reload {newer}: {err}", 409) from None
+            if spec != self.spec:
+                raise InputError(f"{newer} is not the model being served (its data spec differs)", 409)
+            info["source"] = str(self.run)
+            with self.lock:
+                self.gan, self.info = gan, info
+                self.styles.clear()
+        return {"reloaded": newer is not None, "step": self.info.get("step"),
+                "checkpoint": self.info.get("checkpoint")}
 
     # ----- what the page shows
     @property
@@ -180,8 +252,13 @@ class PaintModel:
         don't care where the model has that channel). kind='color': a colour visualisation, mapped back
         through the palette. `resize`: other sizes are resized (nearest) to the model's, else refused.
         """
-        img = open_png(data, what)
+        return DECODER.submit(self._decode_labels, data, kind, resize, what).result()
+
+    def _decode_labels(
+        self, data: bytes, kind: str, resize: bool, what: str
+    ) -> tuple[np.ndarray, str | None]:
         h, w = self.size
+        img = open_png(data, what, size=None if resize else (h, w))
         note = None
         if kind == "color":
             rgba = np.asarray(img.convert("RGBA"))
@@ -192,20 +269,28 @@ class PaintModel:
             ids = self._image_ids(img, what)
         else:
             raise InputError(f"unknown label kind {kind!r}; use 'ids' or 'color'")
+        del img
         if ids.shape != (h, w):
-            if not resize:
-                raise InputError(
-                    f"{what}: {ids.shape[1]}x{ids.shape[0]} pixels, but this model paints {w}x{h}; "
-                    "resize it (nearest) or upload it through /labels, which does"
-                )
             note = f"resized from {ids.shape[1]}x{ids.shape[0]} to {w}x{h} (nearest)"
-            ids = np.asarray(Image.fromarray(ids.astype(np.int32)).resize((w, h), Image.NEAREST))
+            small = ids if ids.dtype == np.uint8 else ids.astype(np.int32)  # modes L and I
+            ids = np.asarray(Image.fromarray(small).resize((w, h), Image.NEAREST))
         self.check_ids(ids, what)
-        return ids.astype(np.uint8 if self.n_ids <= 256 else np.int32), note
+        return ids.astype(self.id_dtype, copy=False), note
+
+    @property
+    def id_dtype(self) -> type:
+        """The smallest dtype holding every id of this model (don't care included)."""
+        return np.uint8 if self.n_ids <= 256 else np.int32
 
     def _image_ids(self, img: Image.Image, what: str) -> np.ndarray:
-        if img.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
-            ids = np.asarray(img).astype(np.int64)
+        # ids stay in the image's own dtype (uint8 for 8-bit maps) or the model's id dtype: never int64
+        # copies, which made a 4096 x 4096 upload cost ~250 MB
+        if img.mode in ("L", "P"):
+            ids = np.asarray(img)
+        elif img.mode == "1":
+            ids = np.asarray(img).astype(np.uint8)
+        elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
+            ids = np.asarray(img)
         elif img.mode in ("RGB", "RGBA", "LA"):
             arr = np.asarray(img.convert("RGBA"))
             grey = (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all()
@@ -214,18 +299,24 @@ class PaintModel:
                     f"{what}: an {img.mode} image with colours, not one class id per pixel; if it is a "
                     "colour visualisation, open it as a colour map (kind=color) to map its colours to ids"
                 )
-            ids = arr[..., 0].astype(np.int64)
+            ids = arr[..., 0].copy()
+            del arr
         else:
             raise InputError(f"{what}: PIL mode {img.mode!r}; save the ids as an 8-bit single-channel PNG")
         if self.spec.contain_dontcare_label:
-            ids = np.where(ids == 255, self.spec.label_nc, ids)
+            dontcare = ids == 255
+            if dontcare.any():
+                if self.spec.label_nc > np.iinfo(ids.dtype).max:
+                    ids = ids.astype(np.int32)
+                ids = ids.copy() if not ids.flags.writeable else ids
+                ids[dontcare] = self.spec.label_nc
         return ids
 
     def _colors_to_ids(self, rgb: np.ndarray, what: str) -> np.ndarray:
         table = self.palette_lookup()
-        key = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+        key = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
         uniq, inverse = np.unique(key.reshape(-1), return_inverse=True)
-        ids = np.empty(len(uniq), np.int64)
+        ids = np.empty(len(uniq), np.int32)
         unknown = []
         for k, v in enumerate(uniq.tolist()):
             c = (v >> 16, (v >> 8) & 255, v & 255)
@@ -244,6 +335,8 @@ class PaintModel:
         return ids[inverse].reshape(rgb.shape[:2])
 
     def check_ids(self, ids: np.ndarray, what: str = "label map") -> None:
+        if ids.size and 0 <= ids.min() and ids.max() < self.n_ids:  # the usual case, without masks
+            return
         bad = np.unique(ids[(ids < 0) | (ids >= self.n_ids)])
         if len(bad):
             dontcare = " and 255 (don't care)" if self.spec.contain_dontcare_label else ""
@@ -271,7 +364,8 @@ class PaintModel:
                 f"{self.run}: this model has no VAE style encoder (use_vae = False), so it cannot take a "
                 "style image", 409
             )
-        img = open_png(data, "style image", formats=("PNG", "JPEG", "WEBP", "BMP"))
+        formats = ("PNG", "JPEG", "WEBP", "BMP")
+        img = DECODER.submit(open_png, data, "style image", formats).result()
         key = hashlib.sha256(data).hexdigest()[:16]
         with self.lock:
             resized, stats = encode_style(self.gan, img, self.spec, device=self.device)

@@ -137,6 +137,7 @@ def train(
     save_every: int | None = 5000,
     keep_last: int | None = 3,
     sample_every: int | None = 1000,
+    sample_at: tuple[int, ...] = (),
     num_samples: int = 8,
     log_every: int = 50,
     progress: bool = True,
@@ -175,6 +176,7 @@ def train(
         seed: seeds initialisation, data order, augmentation and noise.
         save_every, keep_last: checkpoint every so many steps (and at the end); keep the newest K.
         sample_every, num_samples: write a label | real | fake grid of the first items every so many steps.
+        sample_at: also write the grid after these steps (early pictures: the quickstart's (25, 50, 100)).
         log_every: steps between metrics records (JSONL + TensorBoard) and progress-bar updates.
         progress: show the progress bar (main process only).
     Speed switches (channels-last, torch.compile, fused Adam, cuDNN autotuning) are `SpeedOptions.*`
@@ -276,7 +278,7 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
 
         set_seed(s.seed, device_specific=True)  # per-process noise from here on
     fixed = fixed_samples(run.data, s.num_samples, s.seed)
-    start_trackers(run, start, config)
+    start_trackers(run, start, config, run_dir)
     metrics = MetricsLog(run_dir / METRICS_FILE, enabled=run.main)
     metrics.truncate_after(start)  # a new start drops records a killed earlier attempt left
     loader = make_loader(
@@ -318,7 +320,7 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
             t_log, last_logged = now, done
             log_step(run, metrics, bar, done, where.epoch, factor, values, ips)
         bar.update(1)
-        sample_due = schedule.is_due(done, s.sample_every, run.steps) and run.main
+        sample_due = schedule.is_due(done, s.sample_every, run.steps, tuple(s.sample_at)) and run.main
         save_due = schedule.is_due(done, s.save_every, run.steps)
         if (sample_due or save_due) and run.ema is not None and s.ema_bn_batches:
             _recalibrate_ema(run, done)

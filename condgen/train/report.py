@@ -7,6 +7,7 @@ Nothing here touches the training RNG.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,14 @@ def tensorboard(accelerator: Any, fn: Any) -> None:
         pass
 
 
-def start_trackers(run: Any, start: int, config: str) -> None:
+def start_trackers(run: Any, start: int, config: str, run_dir: Path) -> None:
     """TensorBoard under tb/; records after the starting step (a killed attempt's, or a resumed run's past its
-    checkpoint) are dropped."""
-    purge = {"purge_step": start + 1}  # also drops what a killed earlier attempt at a new run logged
+    checkpoint) are dropped: a new start (no checkpoint) deletes the event files a killed earlier attempt
+    left, a resumed run purges the steps after its checkpoint."""
+    if run.main and start == 0 and (run_dir / TB_DIR).is_dir():
+        # purge_step alone would hide them from TensorBoard but leave the files (and their sample grids)
+        shutil.rmtree(run_dir / TB_DIR)
+    purge = {"purge_step": start + 1}
     run.accelerator.init_trackers(TB_DIR, init_kwargs={"tensorboard": purge})
     if run.main and start == 0:
         as_markdown = "\n".join("    " + line for line in config.splitlines())

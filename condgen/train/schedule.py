@@ -81,6 +81,10 @@ def total_steps(
     return max(1, epochs * batches_per_epoch // grad_accum)
 
 
-def is_due(step: int, every: int | None, last_step: int) -> bool:
-    """True after `step` (1-based count of finished steps) when `every` divides it, and at the last step."""
+def is_due(step: int, every: int | None, last_step: int, at: tuple[int, ...] = ()) -> bool:
+    """True after `step` (1-based count of finished steps) when `every` divides it, when it is one of the
+    extra steps `at` (early sample grids: something to look at long before the first `every`), and at the
+    last step (unless `every` is off and `at` names other steps only)."""
+    if step in at:
+        return True
     return bool(every) and (step % every == 0 or step == last_step)

@@ -61,6 +61,7 @@ class TrainSettings:
     save_every: int | None = 5000
     keep_last: int | None = 3
     sample_every: int | None = 1000
+    sample_at: tuple[int, ...] = ()
     num_samples: int = 8
     log_every: int = 50
     progress: bool = True
@@ -288,6 +289,13 @@ def check_settings(s: TrainSettings) -> None:
             none = " or None" if name in optional_ints else ""
             macro = " (the BATCH_SIZE macro sets it)" if name == "batch_size" else ""
             raise SettingsError(f"train.{name} = {value} must be >= {low}{none}; change the binding{macro}")
+    at = s.sample_at
+    if not isinstance(at, (tuple, list)) or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                                  for v in at):
+        raise SettingsError(
+            f"train.sample_at = {at!r} must be a tuple of step numbers >= 1, "
+            "e.g. train.sample_at = (25, 50, 100)"
+        )
     if isinstance(s.lr, bool) or not isinstance(s.lr, (int, float)) or not s.lr > 0:
         raise SettingsError(f"train.lr = {s.lr!r} must be a positive number, e.g. 2e-4 (the LR macro)")
     if s.betas is not None and (len(tuple(s.betas)) != 2 or not all(0 <= float(b) < 1 for b in s.betas)):

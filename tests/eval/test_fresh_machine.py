@@ -49,3 +49,38 @@ def test_eval_on_a_fresh_cache_trains_the_segmenter_and_scores(spade_run, tmp_pa
     rec = json.loads(out.read_text())
     assert 0 <= rec["metrics"]["miou"] <= 1 and "real_miou" in rec["metrics"]
     assert list((cache / "condgen").rglob("*.safetensors")), "the segmenter was cached under XDG_CACHE_HOME"
+
+
+def test_a_missing_inception_names_the_segmenter_features_and_the_fetch_command(spade_run, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """A fresh machine has no Inception file: on the landscapes the error says that --features segmenter
+    needs none."""
+    from condgen.cli.eval import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for name in ("CONDGEN_INCEPTION", "CONDGEN_FID_INCEPTION"):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "m.json"
+    code = main([str(spade_run), "--num_images", "2", "--segmenter", "none", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Inception" in err
+    assert "--features segmenter" in err
+    assert not out.exists()
+
+
+def test_training_the_landscape_segmenter_says_what_and_how_long_with_a_bar(tmp_path, capsys, caplog):
+    from condgen.eval.landscape_segmenter import LandscapeRecipe, landscape_segmenter
+
+    recipe = LandscapeRecipe(steps=3, train_images=8, batch_size=4, width=2, val_images=2, size=32)
+    with caplog.at_level("WARNING", logger="condgen.eval"):
+        landscape_segmenter(recipe, cache=tmp_path)
+    said = caplog.text
+    assert "training the landscape segmenter once: 3 steps" in said
+    assert "about" in said and "cached at" in said
+    assert "trained the landscape segmenter in" in said
+    bar = capsys.readouterr().err
+    assert "landscape segmenter" in bar and "3/3" in bar and "<" in bar  # tqdm: done/total [elapsed<ETA]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="condgen.eval"):
+        landscape_segmenter(recipe, cache=tmp_path)  # cached: silent
+    assert "training" not in caplog.text and "3/3" not in capsys.readouterr().err

@@ -311,3 +311,36 @@ def test_localhost_server_refuses_other_host_names(vae):
     assert TestClient(app, base_url="http://127.0.0.1:8000").get("/classes").status_code == 200
     assert TestClient(app, base_url="http://localhost:8000").get("/classes").status_code == 200
     assert TestClient(app, base_url="http://attacker.example").get("/classes").status_code == 400
+
+
+def test_a_run_still_training_serves_its_newer_checkpoint(vae_run, tmp_path):
+    """The painter started on a run whose trainer then saves step_5: /checkpoint offers it, /reload serves
+    it (other weights, other photo), and says so when nothing newer is there."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run = shutil.copytree(vae_run, tmp_path / "run")
+    model = PaintModel(run)
+    with TestClient(create_app(model)) as client:
+        body = png(scene(1))
+        before = images_of(client.post("/synthesize?seed=0", content=body, headers=PNG))[0]
+        assert client.get("/checkpoint").json()["newer_step"] is None
+        assert client.post("/reload").json() == {"reloaded": False, "step": 0,
+                                                 "checkpoint": str(run / "step_0")}
+        # the trainer saves step_5 (G's weights moved) and points `latest` at it
+        new = shutil.copytree(run / "step_0", run / "step_5")
+        state = json.loads((new / "state.json").read_text())
+        (new / "state.json").write_text(json.dumps(state | {"step": 5}))
+        weights = load_file(new / "G.safetensors")
+        halved = {k: v * 0.5 if v.is_floating_point() else v for k, v in weights.items()}
+        save_file(halved, new / "G.safetensors")
+        (run / "latest").write_text("step_5\n")
+        assert client.get("/checkpoint").json()["newer_step"] == 5
+        assert client.get("/classes").json()["step"] == 0  # nothing changes until asked
+        answer = client.post("/reload").json()
+        assert answer["reloaded"] and answer["step"] == 5
+        assert client.get("/classes").json()["step"] == 5
+        assert client.get("/checkpoint").json()["newer_step"] is None
+        after = images_of(client.post("/synthesize?seed=0", content=body, headers=PNG))[0]
+        assert np.abs(after.astype(int) - before.astype(int)).max() > 0

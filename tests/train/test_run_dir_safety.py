@@ -109,8 +109,13 @@ def test_resume_without_a_checkpoint_compares_no_architecture_and_logs_each_step
     mark_run_dir(run_dir)
     (run_dir / "config.gin").write_text("include 'base/train.gin'\nSPADEGenerator.ngf = 4\n")
     (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 1, "G_GAN": 1.0}) + "\n")
+    killed = run_dir / "tb" / "events.out.tfevents.1.killed"  # that attempt's TensorBoard events
+    killed.parent.mkdir(parents=True)
+    killed.write_bytes(b"")
     assert cli(run_dir, *QUIET, "train.max_steps = 2", resume=True) == 0  # tiny.gin's ngf 8: no weights clash
     assert steps_logged(run_dir) == [1, 2]
+    events = sorted((run_dir / "tb").rglob("events.out.tfevents.*"))
+    assert events and killed not in events  # dropped, as docs/training.md says, not only hidden
     assert read_state(latest_checkpoint(run_dir))["step"] == 2
 
 

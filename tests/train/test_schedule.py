@@ -53,3 +53,6 @@ def test_total_steps():
 def test_is_due():
     assert [s for s in range(1, 8) if schedule.is_due(s, 3, last_step=7)] == [3, 6, 7]
     assert not any(schedule.is_due(s, None, last_step=7) for s in range(1, 8))
+    # early grids (the quickstart's sample_at) come on top of the regular ones
+    due = [s for s in range(1, 501) if schedule.is_due(s, 200, last_step=500, at=(25, 50, 100))]
+    assert due == [25, 50, 100, 200, 400, 500]

@@ -54,6 +54,14 @@ class EvalContext:
     segmenter_options: dict | None = None  # `load_segmenter` keywords (weights=, expected_sha256=, protocol=)
     _segmenter: Any = dataclasses.field(default=None, repr=False)
     _segmenter_loaded: bool = dataclasses.field(default=False, repr=False)
+    _shared: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def shared(self, key: Any, build: Any) -> Any:
+        """One object per `key` for all metrics of this evaluation (`build()` on first use): e.g. the
+        DINOv2 network that both `fd_dinov2` and precision / recall on DINOv2 features need."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
 
     def segmenter(self) -> Any:
         """The segmenter of this evaluation (loaded once, shared by the metrics that need it), or None."""

@@ -80,7 +80,7 @@ class FIDKID(Metric):
                 "name": inception.name,
                 "weights_sha256": inception.weights_sha256,
                 "input_size": [299, 299],
-                "resize": "TF1-compatible bilinear (torch-fidelity)",
+                "resize": "legacy_tf",  # torch-fidelity resizes inside its Inception (condgen/eval/resize.py)
             }
         h, w = ctx.spec.size
         ds = ctx.dataset

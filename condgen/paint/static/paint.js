@@ -381,6 +381,31 @@ async function download(output, name) {
   } catch (err) { say(err.message, true); }
 }
 
+// ----- a run still training
+function showAbout() {
+  const info = state.info;
+  $("about").textContent = `${info.kind} ${info.run}` + (info.step != null ? ` (step ${info.step})` : "") +
+    ` · ${info.width}×${info.height} px · ${info.classes.length} classes` + (info.dataset ? ` · ${info.dataset}` : "");
+}
+
+async function checkNewer() {
+  try {
+    const c = await (await api("checkpoint")).json();
+    $("reload").hidden = c.newer_step == null;
+    if (c.newer_step != null) $("reload").textContent = `Load step ${c.newer_step}`;
+  } catch (_) { /* the server is gone: the next action says so */ }
+}
+
+async function reloadModel() {
+  try {
+    const r = await (await api("reload", { method: "POST" })).json();
+    state.info.step = r.step;
+    showAbout();
+    $("reload").hidden = true;
+    say(r.reloaded ? `now serving step ${r.step}` : "already the newest checkpoint");
+  } catch (err) { say(err.message, true); }
+}
+
 // ----- start
 async function start() {
   try {
@@ -395,8 +420,8 @@ async function start() {
   const canvas = $("canvas");
   canvas.width = info.width; canvas.height = info.height;
   canvas.style.height = `${Math.round((512 * info.height) / info.width)}px`;
-  $("about").textContent = `${info.kind} ${info.run}` + (info.step != null ? ` (step ${info.step})` : "") +
-    ` · ${info.width}×${info.height} px · ${info.classes.length} classes` + (info.dataset ? ` · ${info.dataset}` : "");
+  showAbout();
+  setInterval(checkNewer, 20000);  // a run still training writes new checkpoints: offer them
   buildPalette();
   state.eraser = info.dontcare != null ? info.dontcare : 0;
   $("eraser-class").value = state.eraser;
@@ -484,4 +509,5 @@ function wire() {
 }
 
 wire();
+$("reload").addEventListener("click", reloadModel);
 start();

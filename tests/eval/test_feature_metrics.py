@@ -1,0 +1,149 @@
+"""FD-DINOv2, CMMD, precision / recall, density / coverage end to end: random reduced extractors on a tiny run
+(flagged meaningless), and the landscape segmenter's features (real numbers); extractor files and sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from condgen.eval.evaluate import evaluate
+from condgen.eval.extractors import CLIP_VITL14_336, DINOV2_VITL14, CLIPFeatures, DINOv2Features, DINOv2ViT
+from condgen.weights import WeightsNotFoundError
+
+EXTRA = ("fd_dinov2", "cmmd", "precision_recall", "density_coverage")
+
+
+def test_random_extractors_end_to_end(spade_run, tmp_path):
+    from condgen.eval.metrics import CMMD, DensityCoverage, FDDINOv2, PrecisionRecall
+
+    metrics = [
+        FDDINOv2(random_weights=True),
+        CMMD(random_weights=True),
+        PrecisionRecall(random_weights=True),
+        DensityCoverage(random_weights=True),
+    ]
+    rec = evaluate(
+        spade_run,
+        out=tmp_path / "m.json",
+        num_images=7,
+        metrics=metrics,
+        segmenter=None,
+        cache=tmp_path / "cache",
+        batch_size=4,
+    )
+    m, p = rec["metrics"], rec["protocol"]
+    assert m["fd_dinov2"] > 0 and m["cmmd"] > 0
+    for key in ("precision", "recall", "density", "coverage"):
+        assert m[key] >= 0 and (key == "density" or m[key] <= 1)
+        assert (m[key] * 7 * (5 if key == "density" else 1)) == pytest.approx(
+            round(m[key] * 7 * (5 if key == "density" else 1))
+        )
+    assert p["fd_dinov2"]["features"]["name"] == "dinov2-vit-l-14"
+    assert (
+        p["fd_dinov2"]["features"]["resize"] == "legacy_tf"
+        and p["cmmd"]["features"]["resize"] == "torch_bicubic"
+    )
+    assert p["cmmd"]["sigma"] == 10.0 and p["cmmd"]["scale"] == 1000.0
+    assert p["precision_recall"]["k"] == 3 and p["density_coverage"]["k"] == 5
+    assert p["precision_recall"]["features"]["name"] == "dinov2-vit-l-14"
+    # never called a score: every random network is named in `meaningless`, and the line says so
+    assert sum("RANDOM" in w for w in p["meaningless"]) == 4 and "MEANINGLESS" in rec["protocol_line"]
+    assert "cmmd on clip-vit-l-14-336px" in rec["protocol_line"]
+    cols = {c["key"] for c in json.loads((tmp_path / "m.json").read_text())["columns"]}
+    assert {"fd_dinov2", "cmmd", "precision", "recall", "density", "coverage"} <= cols
+
+
+def test_segmenter_feature_space_gives_real_numbers(spade_run, tiny_segmenter, tmp_path):
+    kw = dict(
+        num_images=8,
+        features="segmenter",
+        segmenter=tiny_segmenter,
+        cache=tmp_path,
+        kid_subsets=3,
+        extra=("precision_recall", "density_coverage"),
+        knn_features="segmenter",
+    )
+    rec = evaluate(spade_run, out=tmp_path / "a.json", batch_size=4, **kw)
+    m, p = rec["metrics"], rec["protocol"]
+    assert p["meaningless"] == [] and p["precision_recall"]["features"]["name"] == "segmenter:landscape"
+    assert 0 <= m["precision"] <= 1 and 0 <= m["coverage"] <= 1 and m["density"] >= 0
+    again = evaluate(spade_run, out=tmp_path / "b.json", batch_size=3, **kw)  # cached real features
+    assert again["protocol"]["density_coverage"]["real_features_cache"]["hit"]
+    assert {k: again["metrics"][k] for k in ("precision", "recall", "density", "coverage")} == pytest.approx(
+        {k: m[k] for k in ("precision", "recall", "density", "coverage")}
+    )
+
+
+def test_extractor_weights_are_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    for env in ("CONDGEN_DINOV2", "CONDGEN_CLIP"):
+        monkeypatch.delenv(env, raising=False)
+    for cls, wf in ((DINOv2Features, DINOV2_VITL14), (CLIPFeatures, CLIP_VITL14_336)):
+        with pytest.raises(WeightsNotFoundError) as e:
+            cls()
+        msg = str(e.value)
+        assert wf.filenames[0] in msg and wf.url in msg and str(tmp_path) in msg
+        assert msg.splitlines()[0].endswith(f"run: condgen weights fetch {wf.key}")
+
+
+def test_dinov2_keys_and_size_match_the_official_vitl14():
+    with torch.device("meta"):
+        net = DINOv2ViT()
+    sd = net.state_dict()
+    assert sum(v.numel() for v in sd.values()) == 304_368_640  # dinov2_vitl14 (304.4 M parameters)
+    assert sd["pos_embed"].shape == (1, 1370, 1024) and sd["mask_token"].shape == (1, 1024)
+    assert {"blocks.23.ls2.gamma", "blocks.0.attn.qkv.weight", "patch_embed.proj.bias", "norm.weight"} <= set(
+        sd
+    )
+
+
+def test_dinov2_position_grid_and_resize_choice():
+    a = DINOv2Features(random_weights=True)
+    b = DINOv2Features(random_weights=True, resize="clean")
+    img = torch.randint(0, 256, (2, 3, 40, 56), dtype=torch.uint8)
+    fa, fb = a(img), b(img)
+    assert fa.shape == (2, 64) and fa.dtype == torch.float64
+    assert not torch.allclose(fa, fb)  # the resize mode changes the features, hence it is recorded
+    assert a.net.pos_embed_for(16, 16).shape == (1, 257, 64)
+    with pytest.raises(ValueError, match="resize='area'"):
+        DINOv2Features(random_weights=True, resize="area")
+
+
+def test_cli_metrics_flag_and_weights_listing(spade_run, tmp_path, capsys):
+    from condgen.cli.eval import main
+    from condgen.cli.weights import list_weights
+
+    out = tmp_path / "cli.json"
+    argv = [
+        str(spade_run),
+        "--out",
+        str(out),
+        "--num_images",
+        "6",
+        "--segmenter",
+        "none",
+        "--random_inception",
+        "--kid_subsets",
+        "2",
+        "--metrics",
+        "cmmd",
+        "density_coverage",
+        "--knn_features",
+        "clip",
+        "--resize",
+        "clean",
+        "--random_extractors",
+        "--cache",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    p = json.loads(out.read_text())["protocol"]
+    assert p["cmmd"]["features"]["resize"] == "clean" == p["density_coverage"]["features"]["resize"]
+    assert p["density_coverage"]["features"]["name"] == "clip-vit-l-14-336px"
+    assert main([*argv[:-2], "--metrics", "fid_dinov2"]) == 2
+    assert "unknown metrics ['fid_dinov2']" in capsys.readouterr().err
+    users = {r["user"]: r for r in list_weights(hash_files=False)}
+    assert users["fd_dinov2"]["file"] == "dinov2_vitl14_pretrain.pth"
+    assert users["cmmd"]["url"] == CLIP_VITL14_336.url

@@ -90,7 +90,7 @@ class ACE(nn.Module):
     Args:
         norm_nc: channels of the normalised activation.
         label_nc: channels of the label map; one style row and one per-class MLP per channel.
-        style_dim: width S of a style code (original: 512, hard-coded).
+        style_dim: width S of a style code (original: 512, hard-coded); `SEANResBlock` passes the generator's.
         use_style: False = the SPADE branch only (the original's last block); the blending weights are then
             kept, frozen, only so that original checkpoints load and export key for key.
         style_classes: per-class MLPs to build (default `label_nc`); more than label_nc only to hold an
@@ -167,7 +167,9 @@ class SEANResBlock(SPADEResBlock):
     Args:
         in_ch, out_ch, cond_nc: as `SPADEResBlock`.
         use_style: False in the original's last block (its ACEs use the label map only).
-        norm: the ACE class (a class or partial, called as `norm(channels, cond_nc, use_style=...)`).
+        style_dim: width of the style codes (the generator passes its own).
+        norm: the ACE class (a class or partial), called as `norm(channels, cond_nc, use_style=...,
+            style_dim=...)`.
         spectral: spectral norm on the convs (original `norm_G` prefix `spectral`).
     """
 
@@ -178,10 +180,12 @@ class SEANResBlock(SPADEResBlock):
         cond_nc: int,
         *,
         use_style: bool = True,
+        style_dim: int = 512,
         norm: Callable[..., nn.Module] = ACE,
         spectral: bool = True,
     ) -> None:
-        super().__init__(in_ch, out_ch, cond_nc, norm=partial(norm, use_style=use_style), spectral=spectral)
+        norm = partial(norm, use_style=use_style, style_dim=style_dim)
+        super().__init__(in_ch, out_ch, cond_nc, norm=norm, spectral=spectral)
 
     def forward(self, x: Tensor, cond: StyledSeg) -> Tensor:  # type: ignore[override]
         x_s = self.shortcut(x, cond)

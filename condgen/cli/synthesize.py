@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from condgen.rundir import CheckpointError
+from condgen.rundir import CheckpointError, RunDirError, output_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,20 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     from condgen.eval.synthesize import synthesize_folder
 
     try:
-        record = synthesize_folder(
-            args.run,
-            args.labels,
-            args.out,
-            samples=args.samples,
-            resample_class=args.resample_class,
-            style=args.style,
-            seed=args.seed,
-            ema=args.ema,
-            instances_dir=args.instances,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        with output_dir(args.out):  # an empty, new or condgen folder; nothing left behind on failure
+            record = synthesize_folder(
+                args.run,
+                args.labels,
+                args.out,
+                samples=args.samples,
+                resample_class=args.resample_class,
+                style=args.style,
+                seed=args.seed,
+                ema=args.ema,
+                instances_dir=args.instances,
+                batch_size=args.batch_size,
+                device=args.device,
+            )
+    except (FileNotFoundError, ValueError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(record['files'])} images for {record['maps']} label maps to {args.out}")

@@ -1,4 +1,4 @@
-"""`python -m condgen.convert {spade|ccfpse|oasis|sdm} --flags "..." --checkpoint_dir DIR --out OUT`."""
+"""`python -m condgen.convert {spade|ccfpse|oasis|sean|sdm} --flags "..." --checkpoint_dir DIR --out OUT`."""
 
 from __future__ import annotations
 
@@ -7,17 +7,29 @@ import sys
 from pathlib import Path
 
 from condgen.convert.export import official_config_gin, write_run_dir
+from condgen.convert.keys import OfficialFileError
 from condgen.convert.official import REPOS, load_official, parse_official_flags
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except (OfficialFileError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
-        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, boschresearch/OASIS or "
-        "WeilunWang/semantic-diffusion-model (SDM) checkpoints into a condgen run dir.",
+        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, tzt101/CLADE, boschresearch/OASIS, "
+        "sj-li/DP_GAN, ZPdesu/SEAN or WeilunWang/semantic-diffusion-model (SDM) checkpoints into a condgen "
+        "run dir.",
     )
-    p.add_argument("repo", choices=(*REPOS, "oasis", "sdm"),
-                   help="which official code base wrote the checkpoint")
+    p.add_argument(
+        "repo", choices=(*REPOS, "oasis", "dpgan", "sean", "sdm"),
+        help="which official code base wrote the checkpoint",
+    )
     p.add_argument(
         "--flags",
         required=True,
@@ -32,10 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--which_epoch", default="latest", help="checkpoint prefix (official --which_epoch)")
     p.add_argument("--out", required=True, type=Path, help="new condgen run directory to write")
     args = p.parse_args(argv)
-    if args.repo == "oasis":  # OASIS: {which_epoch}_{G,D,EMA}.pth under checkpoint_dir(/models)
+    if args.repo in ("oasis", "dpgan"):  # {which_epoch}_{G,D,EMA}.pth under checkpoint_dir(/models)
         from condgen.convert.oasis import convert_main
 
-        return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
+        return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out, args.repo)
+    if args.repo == "sean":  # SEAN: {which_epoch}_net_{G,D}.pth, G holding the style encoder
+        from condgen.convert.sean import convert_main as convert_sean
+
+        return convert_sean(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
     if args.repo == "sdm":  # SDM: ema_0.9999_<step>.pt and/or model<step>.pt under checkpoint_dir
         from condgen.convert.sdm import convert_main as convert_sdm
 

@@ -36,10 +36,13 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
         f"build_gan.encoder = {'@VAEEncoder' if cfg.use_vae else 'None'}",
     ]
     gkw = dict(cfg.generator_kwargs)
+    clade = cfg.generator.startswith("CLADE")
     for key, binding in (
-        ("norm_param_free", "SPADE.param_free"),
+        ("norm_param_free", "CLADE.param_free" if clade else "SPADE.param_free"),
         ("norm_kernel_size", "SPADE.kernel_size"),
-        ("spectral", "SPADEResBlock.spectral"),
+        ("spectral", "CLADEResBlock.spectral" if clade else "SPADEResBlock.spectral"),
+        ("instance_edge", "CLADE.instance_edge"),
+        ("icpe", "CLADE.icpe"),
     ):
         if key in gkw:
             lines.append(f"{binding} = {_gin_value(gkw.pop(key))}")
@@ -48,8 +51,9 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
     for k, v in cfg.discriminator_kwargs.items():
         lines.append(f"{cfg.discriminator}.{k} = {_gin_value(v)}")
     if cfg.use_vae:
-        for k in ("ngf", "z_dim"):
-            lines.append(f"VAEEncoder.{k} = {_gin_value(cfg.encoder_kwargs[k])}")
+        for k in ("ngf", "z_dim", "official_resize"):  # official_resize: its fc_mu's size at non-square crops
+            if k in cfg.encoder_kwargs:
+                lines.append(f"VAEEncoder.{k} = {_gin_value(cfg.encoder_kwargs[k])}")
     return "\n".join(lines) + "\n"
 
 

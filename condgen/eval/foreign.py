@@ -84,7 +84,7 @@ class ForeignImages(torch.utils.data.Dataset):
             label map (the names are recorded); default: such a folder is an error listing the names.
     """
 
-    preprocess = "labels nearest, real photos PIL bicubic, to the generated images' size"
+    RESIZED = "labels nearest, real photos PIL bicubic, to the generated images' size"
 
     def __init__(
         self,
@@ -139,6 +139,10 @@ class ForeignImages(torch.utils.data.Dataset):
                 f"{s2[0]}x{s2[1]} (width x height); score one resolution at a time"
             )
         ((self.width, self.height),) = sizes
+        # how label maps and photos reach the generated size (part of the protocol): often they already are
+        files = [lab for _, _, lab, _ in self.items] + [r for _, _, _, r in self.items if r is not None]
+        resized = any(_size(f) != (self.width, self.height) for f in files)
+        self.preprocess = self.RESIZED if resized else "none (files at the generated size)"
 
     @property
     def spec(self) -> DataSpec:
@@ -200,6 +204,11 @@ class ForeignImages(torch.utils.data.Dataset):
             f"ForeignImages(generated={str(self.folder)!r}, items={len(self)}, label_nc={self.label_nc}, "
             f"size={self.width}x{self.height})"
         )
+
+
+def _size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:  # reads the header only
+        return im.size
 
 
 def _array(img: Image.Image) -> Any:

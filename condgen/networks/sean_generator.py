@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from condgen.blocks.sean import ACE, RegionStyleCondition, SEANResBlock, region_average
-from condgen.networks.generator import GeneratorPreset
+from condgen.networks.generator import GeneratorPreset, block_schedule
 from condgen.networks.init import init_weights
 from condgen.registry import register
 
@@ -73,7 +73,7 @@ class SEANGenerator(GeneratorPreset):
 
     Args:
         semantic_nc: label channels = style rows.
-        style_dim: style code width (original 512); bind `ACE.style_dim` to the same value.
+        style_dim: style code width (original 512), for the encoder and every ACE layer.
         encoder_widths: the style encoder's hidden widths.
         last_block_style: whether the last block uses styles (original: no).
     """
@@ -96,22 +96,15 @@ class SEANGenerator(GeneratorPreset):
         **kwargs: Any,
     ) -> None:
         preset = {**self.preset(), **kwargs}
+        stages = block_schedule(preset.get("num_upsampling_layers", "normal"))
+        options = {name: dict(opts) for name, opts in (preset.get("stage_options") or {}).items()}
+        for stage in stages:  # every block builds its ACEs for this style width
+            options.setdefault(stage.name, {}).setdefault("style_dim", style_dim)
         if not last_block_style:
-            from condgen.networks.generator import block_schedule
-
-            last = block_schedule(preset.get("num_upsampling_layers", "normal"))[-1].name
-            options = dict(preset.get("stage_options") or {})
-            options[last] = {"use_style": False, **options.get(last, {})}
-            preset["stage_options"] = options
-        super().__init__(semantic_nc, **preset)
+            options[stages[-1].name].setdefault("use_style", False)
+        super().__init__(semantic_nc, **{**preset, "stage_options": options})
         self.style_dim = style_dim
         self.style_encoder = init_weights(RegionStyleEncoder(widths=encoder_widths, style_dim=style_dim))
-        widths = {m.style_dim for m in self.modules() if isinstance(m, ACE) and m.use_style}
-        if widths - {style_dim}:
-            raise ValueError(
-                f"SEANGenerator.style_dim = {style_dim} but its ACE layers are {sorted(widths)} wide; "
-                f"bind `ACE.style_dim = {style_dim}` too"
-            )
 
     def encode_style(self, img: Tensor, seg: Tensor) -> Tensor:
         """The style matrix (b, semantic_nc, style_dim) of `img`, its regions read with `seg`."""

@@ -6,7 +6,7 @@ steps. `Pix2PixHDObjective` is SPADE's and CC-FPSE's (a G and a D update); `OASI
 `SEANObjective` SEAN's; `SDMObjective` is SDM's diffusion loss (one update of the denoiser, no discriminator).
 """
 
-from condgen.objectives import base, oasis, pix2pixhd, sdm, sean  # noqa: F401
+from condgen.objectives import base, dpgan, oasis, pix2pixhd, sdm, sean  # noqa: F401
 from condgen.objectives.base import Objective
 from condgen.objectives.oasis import OASISObjective
 from condgen.objectives.pix2pixhd import Pix2PixHDObjective

@@ -24,7 +24,7 @@ LAYERS = [
     {"objectives"},
     {"train"},
     {"eval"},
-    {"report", "convert", "paint"},
+    {"report", "leaderboard", "convert", "paint"},
     {"cli", "__main__"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -8,12 +8,15 @@ import pytest
 from condgen.cli.gin_setup import GIN_DIR, parse_gin
 from condgen.train.loop import train
 
-FAMILIES = ("spade", "ccfpse", "oasis")
+FAMILIES = ("spade", "ccfpse", "oasis", "clade", "dpgan")
 EXPERIMENTS = sorted(p.stem for p in GIN_DIR.glob("*_*.gin") if p.stem.split("_")[0] in FAMILIES)
 TINY = [
     "SPADEGenerator.ngf = 4", "SPADE.hidden = 8", "CCFPSEGenerator.ngf = 4", "VAEEncoder.ngf = 4",
     "MultiscalePatchDiscriminator.ndf = 4", "FPSEDiscriminator.ndf = 4",
     "OASISGenerator.ngf = 4", "OASISDiscriminator.ndf = 4", "NoiseCondition.z_dim = 8",
+    "CLADEGenerator.ngf = 4", "CLADEICPEGenerator.ngf = 4", "DPGANGenerator.ngf = 4",
+    "DPGANDiscriminator.ndf = 4", "DPGANDiscriminator.head_channels = 4", "LabelPyramidCondition.z_dim = 8",
+    "LabelPyramidCondition.channels = 8",
     "Pix2PixHDObjective.lambda_vgg = 0.0",
     "BATCH_SIZE = 2", "train.max_steps = 2", "train.num_samples = 2", "train.progress = False",
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "Cityscapes.crop_size = 128",  # 'more' needs 128
@@ -31,8 +34,8 @@ def roots(tmp_path_factory) -> list[str]:
             f"CITYSCAPES_ROOT = '{paths['cityscapes']}'"]
 
 
-def test_all_nine_experiments_are_found():
-    assert len(EXPERIMENTS) == 9, EXPERIMENTS
+def test_all_experiments_are_found():
+    assert len(EXPERIMENTS) == 18, EXPERIMENTS
 
 
 @pytest.mark.slow
@@ -43,7 +46,7 @@ def test_experiment_trains(name, roots, tmp_path):
     state = json.loads((Path(ckpt) / "state.json").read_text())
     assert state["step"] == 2
     assert set(state["models"]) == ({"G", "D", "E"} if "ccfpse" in name else {"G", "D"})
-    assert state["spec"]["label_nc"] == {"coco": 182, "ade20k": 150, "cityscapes": 35}[name.split("_")[1]]
+    assert state["spec"]["label_nc"] == {"coco": 182, "ade20k": 150, "cityscapes": 35}[name.rsplit("_", 1)[1]]
 
 
 # OASIS ablation cells that change the networks or the objective, each stacked on its experiment (2 steps).
@@ -68,3 +71,22 @@ def test_oasis_ablation_cell_trains(cell, roots, tmp_path):
     else:
         assert {"G_adv", "D_fake", "D_real"} <= terms
         assert ("D_labelmix" in terms) == (cell != "no_labelmix")
+
+
+# DP-GAN cells (the crossed cells and the trained-heads switch), each stacked on dpgan_ade20k (2 steps).
+DPGAN_CELLS = ("train_heads", "dpgan_g__mspatch_d", "spade_g__dpgan_d")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", DPGAN_CELLS)
+def test_dpgan_cell_trains(cell, roots, tmp_path):
+    files = [GIN_DIR / "dpgan_ade20k.gin", GIN_DIR / "ablations" / "dpgan" / f"{cell}.gin"]
+    parse_gin(files, TINY + roots)
+    ckpt = train(tmp_path)
+    state = json.loads((Path(ckpt) / "state.json").read_text())
+    assert state["step"] == 2 and set(state["models"]) == {"G", "D"}
+    terms = set(json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1]))
+    if "mspatch" in cell:
+        assert {"G_GAN", "D_fake", "D_real"} <= terms and "G_align" not in terms
+    else:
+        assert {"G_adv", "G_align", "G_ms_hinge", "D_ms_fake", "D_ms_real", "D_labelmix"} <= terms

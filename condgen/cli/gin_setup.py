@@ -3,8 +3,9 @@
 Parse order (later wins): the run's saved `config.gin` when resuming, then each `--gin FILE`, then each
 `--gin_bindings 'X.y = z'`. The repo's `gin/` folder is on gin's search path, so `include 'base/train.gin'`
 works from any directory. Unknown configurables or parameters fail with the available names of that kind
-and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error
-(without a checkpoint there are no weights to match: a marked run's own config.gin is only the base).
+and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error, and
+so is another dataset unless `--allow_dataset_change` (without a checkpoint there are no weights to match: a
+marked run's own config.gin is only the base).
 Used by `experiments/run.py` and `python -m condgen train` (`main`).
 """
 
@@ -339,7 +340,54 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingInterrupted as e:  # SIGINT / SIGTERM: 130 / 143, the checkpoint it saved named
         print(e.message(), file=sys.stderr)
         return e.exit_code
+    except Exception as e:
+        if not peer_lost(e):
+            raise
+        print(f"error: {peer_lost_message(run_dir, e)}", file=sys.stderr)
+        return 1
     return 0
+
+
+# what gloo / NCCL say when another process of the group is gone
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "connection refused",
+             "NCCL communicator was aborted", "Socket Timeout")
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Whether `error` is a collective failing because another training process died (several processes)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    import torch.distributed as dist
+
+    return isinstance(error, getattr(dist, "DistError", ())) or (
+        isinstance(error, RuntimeError) and any(s.lower() in str(error).lower() for s in PEER_GONE))
+
+
+def peer_lost_message(run_dir: Path, error: BaseException) -> str:
+    """One line: another process is gone, and where --resume continues (instead of gloo's traceback)."""
+    import os
+
+    from condgen.rundir import resumable_checkpoint
+
+    ckpt, _ = resumable_checkpoint(run_dir)
+    text = str(error).lower()
+    first = next((s for s in PEER_GONE if s.lower() in text), type(error).__name__)  # not gloo's source path
+    resume = (f"--resume continues from {ckpt} (step {read_step(ckpt)})" if ckpt is not None else
+              "no checkpoint was saved yet: run the same command again (without --resume)")
+    rank = os.environ.get("RANK", "?")
+    return (f"another training process of this run stopped (this is rank {rank}: {first}); the step in "
+            f"progress is lost. {resume}")
+
+
+def read_step(ckpt: Path) -> int | str:
+    from condgen.rundir import read_state
+
+    try:
+        return int(read_state(ckpt)["step"])
+    except (OSError, ValueError, KeyError):
+        return "?"
 
 
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:

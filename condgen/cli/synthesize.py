@@ -10,7 +10,9 @@ Label maps are single-channel PNGs of the class ids the model was trained on (25
 dataset has that channel); other sizes are resized (nearest) to the model's. Writes the official results
 layout
 (`images/input_label/`, `images/synthesized_image/`, `index.html`), `grid.png` (label | style | samples side
-by side) and `synthesis.json`. The same --seed gives identical images.
+by side) and `synthesis.json`. The same --seed gives identical images. --out must be new, empty or a
+folder condgen wrote (`.condgen-output`): your own files are never overwritten, and a failure removes what
+it wrote.
 
 Multi-modal sampling needs a latent: a VAE (SPADE with use_vae) or 3-D noise (OASIS). --samples N (alias
 --samples_per_map) writes N images per map (`<map>_s00.png` ...), each with its own latent / noise vector.
@@ -32,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--run",
         required=True,
-        type=Path,
-        help="run directory (its latest checkpoint), a step_<N> folder, or a converted official folder",
+        help="run directory (its latest checkpoint), a step_<N> folder, a converted official or "
+        "save_pretrained folder, or a pretrained name (condgen.load: 'spade-coco', a Hugging Face repo id)",
     )
     p.add_argument("--labels", required=True, type=Path, help="folder of label-map PNGs")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -63,23 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from condgen.eval.synthesize import synthesize_folder
+    from condgen.infer import SynthesisPipeline
 
     try:
+        pipe = SynthesisPipeline.from_pretrained(args.run, ema=args.ema, device=args.device)
         with output_dir(args.out):  # an empty, new or condgen folder; nothing left behind on failure
             record = synthesize_folder(
-                args.run,
-                args.labels,
-                args.out,
-                samples=args.samples,
-                resample_class=args.resample_class,
-                style=args.style,
-                seed=args.seed,
-                ema=args.ema,
-                instances_dir=args.instances,
-                batch_size=args.batch_size,
-                device=args.device,
+                pipe, args.labels, args.out, samples=args.samples, resample_class=args.resample_class,
+                style=args.style, seed=args.seed, instances_dir=args.instances, batch_size=args.batch_size,
             )
-    except (FileNotFoundError, ValueError, CheckpointError, RunDirError) as e:
+    except (FileNotFoundError, ValueError, NotImplementedError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(record['files'])} images for {record['maps']} label maps to {args.out}")

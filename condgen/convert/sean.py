@@ -95,6 +95,7 @@ def build_sean(
     style_classes: int | None = ORIGINAL_CLASSES,
     style_dim: int = 512,
     encoder_widths: tuple[int, int, int, int] = (32, 64, 128, 256),
+    names: tuple[str, ...] = ("G", "D"),
 ) -> dict[str, nn.Module]:
     """Freshly initialised condgen G and D with the architecture of `cfg` (G holding `style_classes`
     per-class MLPs per layer, at least semantic_nc: 19 for an original checkpoint; the original's style
@@ -104,18 +105,20 @@ def build_sean(
     from condgen.networks.sean_generator import SEANGenerator
 
     classes = max(style_classes or 0, cfg.semantic_nc)
-    G = SEANGenerator(
-        cfg.semantic_nc,
-        crop_size=cfg.spec.crop_size,
-        aspect_ratio=cfg.spec.aspect_ratio,
-        ngf=cfg.ngf,
-        num_upsampling_layers=cfg.num_upsampling_layers,
-        style_dim=style_dim,
-        encoder_widths=encoder_widths,
-        block=partial(SEANResBlock, norm=partial(ACE, style_classes=classes)),
-    )
-    D = MultiscalePatchDiscriminator(cfg.semantic_nc, **cfg.D, last_stride=2)
-    return {"G": G, "D": D}
+    build = {
+        "G": lambda: SEANGenerator(
+            cfg.semantic_nc,
+            crop_size=cfg.spec.crop_size,
+            aspect_ratio=cfg.spec.aspect_ratio,
+            ngf=cfg.ngf,
+            num_upsampling_layers=cfg.num_upsampling_layers,
+            style_dim=style_dim,
+            encoder_widths=encoder_widths,
+            block=partial(SEANResBlock, norm=partial(ACE, style_classes=classes)),
+        ),
+        "D": lambda: MultiscalePatchDiscriminator(cfg.semantic_nc, **cfg.D, last_stride=2),
+    }
+    return {name: build[name]() for name in names}
 
 
 def from_original(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -247,9 +250,13 @@ def load_sean(
     """
     cfg = parse_sean_flags(flags)
     state = None if G is None else from_original(read_state_dict(G, "SEAN G"))
-    nets = build_sean(cfg, **({} if state is None else widths_of(state)))
-    if state is not None:
+    if state is None:
+        nets = build_sean(cfg)
+    else:
+        with torch.device("meta"):  # every value comes from the file: skip initialising 93M+ parameters
+            nets = {"G": build_sean(cfg, names=("G",), **widths_of(state))["G"].to_empty(device="cpu")}
         load_official_state(nets["G"], state, what="SEAN G")
+        nets["D"] = build_sean(cfg, names=("D",))["D"]
     if D is not None:
         load_official_state(nets["D"], read_state_dict(D, "SEAN D"), what="SEAN D")
     return {k: v.eval() for k, v in nets.items()}

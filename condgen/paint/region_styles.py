@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from condgen.data.labels import encode_labels
 from condgen.networks.region_styles import interpolate
 from condgen.paint.model import (
     DECODER,
@@ -76,11 +75,9 @@ class RegionStyles:
                 "SEAN model (gin/sean_*.gin)", 409)
 
     def _seg(self, ids: np.ndarray) -> torch.Tensor:
-        spec = self.model.spec
         label = torch.from_numpy(ids.astype(np.int64))[None, None]
-        instance = label if spec.instance_edges else None  # no instance map: each region its own instance
-        return encode_labels(label, spec.label_nc, contain_dontcare_label=spec.contain_dontcare_label,
-                             instance=instance, instance_edges=spec.instance_edges).to(self.model.device)
+        instance = label if self.model.spec.instance_edges else None  # no instance map: each region its own
+        return self.model.pipe.encode(label, instance, source="painted label map")  # the one label route
 
     def add(self, body: dict[str, Any]) -> dict[str, Any]:
         """Encode a photo's regions (read with the given id map); returns its key, preview and swatches."""

@@ -157,7 +157,7 @@ def test_noise_model_samples_per_map_from_the_cli(oasis_run, maps, tmp_path):
 
 
 def test_local_resampling_redraws_only_where_the_class_is(oasis_run, maps, tmp_path, monkeypatch):
-    import condgen.eval.resample as resample
+    import condgen.infer.resample as resample
 
     labels, _ = maps
     real_local_resample = resample.local_resample

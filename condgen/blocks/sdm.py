@@ -59,10 +59,8 @@ class GroupNorm32(nn.GroupNorm):
         return super().forward(x.float() if low else x).type(x.dtype)
 
 
-# the SPADE group norm: condgen's SPADE with a 32-group, affine-free group norm and the original's 128 hidden
-spade_group_norm = partial(
-    SPADE, hidden=128, kernel_size=3, param_free=partial(nn.GroupNorm, GROUPS, affine=False)
-)
+# the SPADE group norm: condgen's SPADE with a 32-group, affine-free group norm (hidden width: the block's)
+spade_group_norm = partial(SPADE, kernel_size=3, param_free=partial(nn.GroupNorm, GROUPS, affine=False))
 
 
 def _resample(x: Tensor, how: str | None) -> Tensor:
@@ -140,6 +138,7 @@ class SDMResBlock(_FiLMBlock):
         cond_nc: channels of the label map y (one-hot + instance edge).
         resample: None, or 'up'.
         dropout: before the last conv.
+        hidden: width of the SPADE group norms' shared conv (the original: 128, hard-coded).
     """
 
     def __init__(
@@ -151,11 +150,12 @@ class SDMResBlock(_FiLMBlock):
         *,
         resample: str | None = None,
         dropout: float = 0.0,
+        hidden: int = 128,
     ) -> None:
         super().__init__(in_ch, out_ch, emb_dim, resample)
-        self.in_norm = spade_group_norm(in_ch, cond_nc)
+        self.in_norm = spade_group_norm(in_ch, cond_nc, hidden=hidden)
         self.in_layers = nn.Sequential(nn.SiLU(), nn.Conv2d(in_ch, out_ch, 3, padding=1))
-        self.out_norm = spade_group_norm(out_ch, cond_nc)
+        self.out_norm = spade_group_norm(out_ch, cond_nc, hidden=hidden)
         self.out_layers = nn.Sequential(
             nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(out_ch, out_ch, 3, padding=1)
         )

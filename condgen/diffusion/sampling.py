@@ -1,16 +1,17 @@
-"""The diffusion process a model was trained with and how it is sampled, as gin settings saved with a run.
+"""How a denoiser is sampled: `SamplerSettings` (steps, method, guidance), the process a model was trained on,
+and per-image seeded noise.
 
-`diffusion.noise_schedule` / `diffusion.steps` describe the training process (saved in the run's config.gin,
-so a loaded model samples with the schedule it learned); `diffusion_sampling.*` the default sampler (steps,
-method, guidance scale), which callers override per call (`condgen synthesize --steps 25`).
+A model states its own process and default sampler as attributes (`SDMUNet.noise_schedule`,
+`.diffusion_steps`, `.sample_steps`, `.sample_method`, `.guidance`, saved in the run's config), so a loaded
+model samples as trained; `SamplerSettings.of(model, steps=...)` overrides them per call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-import gin
 import torch
 from torch import Tensor
 
@@ -18,13 +19,18 @@ from condgen.diffusion.gaussian import METHODS, GaussianDiffusion, Model
 from condgen.diffusion.schedule import space_timesteps
 
 
-@gin.configurable("diffusion")
-def training_process(noise_schedule: str = "linear", steps: int = 1000) -> GaussianDiffusion:
-    """The process the denoiser is trained on (SDM: linear betas, 1000 steps)."""
-    return GaussianDiffusion.make(noise_schedule, steps)
+def _unwrapped(model: Any) -> Any:
+    from condgen.networks.discriminator import unwrap
+
+    return unwrap(model)
 
 
-@gin.configurable("diffusion_sampling")
+def training_process(model: Any) -> GaussianDiffusion:
+    """The process a denoiser was trained on, from its attributes (default: linear betas, 1000 steps)."""
+    m = _unwrapped(model)
+    return GaussianDiffusion.make(getattr(m, "noise_schedule", "linear"), getattr(m, "diffusion_steps", 1000))
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """How images are drawn from a trained denoiser.
@@ -51,6 +57,20 @@ class SamplerSettings:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"sampling steps = {self.steps!r} must be a positive whole number, e.g. 25")
 
+    @classmethod
+    def of(cls, model: Any, *, steps: int | None = None, method: str | None = None,
+           guidance: float | None = None, eta: float = 0.0) -> SamplerSettings:
+        """A model's own sampler (its `sample_steps`, `sample_method`, `guidance`), with overrides."""
+        m = _unwrapped(model)
+        return cls(steps=steps if steps is not None else getattr(m, "sample_steps", cls.steps),
+                   method=method if method is not None else getattr(m, "sample_method", cls.method),
+                   guidance=guidance if guidance is not None else getattr(m, "guidance", cls.guidance),
+                   eta=eta)
+
+    def record(self) -> dict[str, Any]:
+        """The protocol fields of this sampler (what changes the images)."""
+        return {"steps": self.steps, "method": self.method, "guidance": self.guidance, "eta": self.eta}
+
     def spacing(self, num_timesteps: int) -> str:
         """The respacing string for `steps` of a process of `num_timesteps`."""
         if self.steps > num_timesteps:
@@ -76,7 +96,7 @@ def sample_images(
     progress: Callable | None = None,
 ) -> Tensor:
     """Images in [-1, 1] for label maps y: the reverse process of `settings` from x_T = noise()."""
-    process = settings.process(trained if trained is not None else training_process())
+    process = settings.process(trained if trained is not None else training_process(model))
     return process.sample(
         model,
         y,

@@ -15,6 +15,7 @@ Paper sizes (256 px, model_channels 256, channel_mult (1, 1, 2, 2, 4, 4), 2 bloc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -57,17 +58,30 @@ class SDMUNet(nn.Module):
         attention_resolutions: feature-map sizes (image_size / 2^level) that get attention (paper: 32, 16, 8).
         num_head_channels: channels per attention head (paper: 64); -1 = use `num_heads` heads.
         num_heads: heads when num_head_channels is -1.
+        spade_hidden: width of every SPADE group norm's shared conv (the original: 128).
         dropout: in every residual block (paper: 0).
         learn_sigma: predict the variance too (6 output channels); False: epsilon only (3).
         use_checkpoint: gradient checkpointing of every block in training (less memory, ~30% more compute).
+        noise_schedule, diffusion_steps: the diffusion process it is trained on (SDM: 'linear', 1000).
+        sample_steps, sample_method, guidance: how it samples unless told otherwise (`condgen synthesize
+            --steps`, the pipeline's `steps=`): the README's 1000 'ddpm' steps; guidance scale s (1.5 for a
+            model fine-tuned with label drop; <= 1: no guidance).
+    The process and sampler are attributes saved in the run's config, so a loaded model samples as trained.
     """
+
+    latent_kind = "diffusion"  # sampled by condgen.infer's diffusion kind (seeded noise per image, steps)
 
     def __init__(self, cond_nc: int, *, crop_size: int = 256, aspect_ratio: float = 1.0,
                  model_channels: int = 256, channel_mult: Sequence[float] | None = None,
                  num_res_blocks: int = 2, attention_resolutions: Sequence[int] = (32, 16, 8),
-                 num_head_channels: int = 64, num_heads: int = 4, dropout: float = 0.0,
-                 learn_sigma: bool = True, use_checkpoint: bool = False) -> None:
+                 num_head_channels: int = 64, num_heads: int = 4, spade_hidden: int = 128,
+                 dropout: float = 0.0,
+                 learn_sigma: bool = True, use_checkpoint: bool = False, noise_schedule: str = "linear",
+                 diffusion_steps: int = 1000, sample_steps: int = 1000, sample_method: str = "ddpm",
+                 guidance: float = 1.0) -> None:
         super().__init__()
+        self.noise_schedule, self.diffusion_steps = noise_schedule, diffusion_steps
+        self.sample_steps, self.sample_method, self.guidance = sample_steps, sample_method, guidance
         height = round(crop_size / aspect_ratio)
         self.image_size = image_size = min(crop_size, height)
         if channel_mult is None:
@@ -83,6 +97,8 @@ class SDMUNet(nn.Module):
         attention_ds = {image_size // r for r in attention_resolutions}
         emb_dim = 4 * model_channels
         attention = dict(head_channels=num_head_channels, num_heads=num_heads)
+        sdm_block = partial(SDMResBlock, emb_dim=emb_dim, cond_nc=cond_nc, dropout=dropout,
+                            hidden=spade_hidden)
         self.time_embed = nn.Sequential(
             nn.Linear(model_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
@@ -107,21 +123,21 @@ class SDMUNet(nn.Module):
                 ds *= 2
 
         self.middle_block = EmbedSequential(
-            SDMResBlock(ch, ch, emb_dim, cond_nc, dropout=dropout),
+            sdm_block(ch, ch),
             AttentionBlock(ch, **attention),
-            SDMResBlock(ch, ch, emb_dim, cond_nc, dropout=dropout),
+            sdm_block(ch, ch),
         )
 
         self.output_blocks = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             for i in range(num_res_blocks + 1):
                 out = int(mult * model_channels)
-                layers = [SDMResBlock(ch + skips.pop(), out, emb_dim, cond_nc, dropout=dropout)]
+                layers = [sdm_block(ch + skips.pop(), out)]
                 ch = out
                 if ds in attention_ds:
                     layers.append(AttentionBlock(ch, **attention))
                 if level and i == num_res_blocks:
-                    layers.append(SDMResBlock(ch, ch, emb_dim, cond_nc, resample="up", dropout=dropout))
+                    layers.append(sdm_block(ch, ch, resample="up"))
                     ds //= 2
                 self.output_blocks.append(EmbedSequential(*layers))
         self.out = nn.Sequential(GroupNorm32(ch), nn.SiLU(), nn.Conv2d(ch, self.out_channels, 3, padding=1))

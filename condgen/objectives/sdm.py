@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from condgen.diffusion.gaussian import GaussianDiffusion
 from condgen.diffusion.sampling import SamplerSettings, sample_images, training_process
 from condgen.objectives.base import Networks, Objective, Update
 from condgen.registry import register
@@ -28,7 +29,8 @@ class SDMObjective(Objective):
     Per sample: t uniform in [0, T), noise ~ N(0, I), x_t = q_sample(real, t, noise); terms `mse` (of the
     predicted noise) and `vb` (the variational bound, training the variance only), batch means, weight 1.
     The condition of each sample becomes the null condition (zeros) with probability `drop_rate`
-    (classifier-free guidance; the paper fine-tunes with 0.2). The process is `diffusion.*` (gin).
+    (classifier-free guidance; the paper fine-tunes with 0.2). The process is G's own
+    (`SDMUNet.noise_schedule`, `.diffusion_steps`).
 
     Args:
         drop_rate: probability of training a sample unconditionally (0 in base training, 0.2 to fine-tune).
@@ -43,27 +45,31 @@ class SDMObjective(Objective):
         if not 0 <= drop_rate < 1:
             raise ValueError(f"SDMObjective.drop_rate = {drop_rate!r} must be in [0, 1) (fine-tuning: 0.2)")
         self.drop_rate = drop_rate
-        self.diffusion = training_process()
-        self.sampler = SamplerSettings(
-            steps=min(sample_steps, self.diffusion.num_timesteps),
-            method=sample_method,
-            guidance=sample_guidance,
-        )
+        self.sampler = SamplerSettings(steps=sample_steps, method=sample_method, guidance=sample_guidance)
+        self._process: GaussianDiffusion | None = None
+
+    def process(self, G: nn.Module) -> GaussianDiffusion:
+        """G's diffusion process (built on first use)."""
+        if self._process is None:
+            self._process = training_process(G)
+        return self._process
 
     def updates(self) -> tuple[Update, ...]:
         return (Update("G", ("G",), self.losses),)
 
     def losses(self, nets: Networks, seg: Tensor, real: Tensor) -> dict[str, Tensor]:
         b = real.shape[0]
-        t = torch.randint(0, self.diffusion.num_timesteps, (b,), device=real.device)
+        diffusion = self.process(nets["G"])
+        t = torch.randint(0, diffusion.num_timesteps, (b,), device=real.device)
         noise = torch.randn_like(real)
         y = drop_condition(seg, self.drop_rate)
-        terms = self.diffusion.training_losses(nets["G"], real, t, y, noise)
+        terms = diffusion.training_losses(nets["G"], real, t, y, noise)
         return {"mse": terms["mse"].mean(), "vb": terms["vb"].mean()}
 
     @torch.no_grad()
     def sample(self, G: nn.Module, seg: Tensor) -> Tensor:
         shape = (seg.shape[0], 3, *seg.shape[-2:])
-        return sample_images(
-            G, seg, lambda: torch.randn(shape, device=seg.device), self.sampler, trained=self.diffusion
-        )
+        process = self.process(G)
+        settings = SamplerSettings(min(self.sampler.steps, process.num_timesteps), self.sampler.method,
+                                   self.sampler.guidance)
+        return sample_images(G, seg, lambda: torch.randn(shape, device=seg.device), settings, trained=process)

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--images",
         type=Path,
         help="score images made elsewhere instead of a run: a folder, or a results folder in the official "
-        "(results/<name>/test_latest/images/synthesized_image) or SDM (samples/) layout",
+        "(results/<name>/test_latest/images/synthesized_image), SDM (samples/) or FreestyleNet layout",
     )
     p.add_argument("--labels", type=Path, help="with --images: the label maps (ids), paired by file stem")
     p.add_argument("--real", type=Path, help="with --images: the real photos, paired by file stem")
@@ -123,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how images reach the --metrics extractors (default: each one's own: legacy_tf for DINOv2 and "
         "Inception, torch_bicubic for CLIP); recorded in the metrics file",
     )
+    p.add_argument(
+        "--fid_resize",
+        choices=("legacy_tf", "clean"),
+        default="legacy_tf",
+        help="how images reach the FID Inception: torch-fidelity's TF1 bilinear (default, as the published "
+        "FIDs) or clean-fid's PIL bicubic (then rounded to 8 bits); recorded",
+    )
     p.add_argument("--dinov2_weights", help="path of dinov2_vitl14_pretrain.pth (default: torch.hub cache)")
     p.add_argument("--clip_weights", help="path of the OpenAI ViT-L-14-336px.pt (default: torch.hub cache)")
     p.add_argument(
@@ -173,6 +180,7 @@ def _extra_options(args: argparse.Namespace) -> dict:
         "resize": args.resize,
         "random_extractors": args.random_extractors,
         "extractor_weights": {k: v for k, v in weights.items() if v},
+        "fid_resize": args.fid_resize,
     }
 
 

@@ -80,6 +80,7 @@ def default_metrics(
     random_extractors: bool = False,
     resize: str | None = None,
     extractor_weights: dict[str, str] | None = None,
+    fid_resize: str = "legacy_tf",
 ) -> list[Metric]:
     """The standard set: FID/KID, the segmentation score, diversity (when `diversity_maps` > 0), + `extra`.
 
@@ -88,7 +89,7 @@ def default_metrics(
     `extra`: names of `EXTRA_METRICS` (fd_dinov2 on DINOv2, cmmd on CLIP, precision_recall and
     density_coverage on `knn_features`); `random_extractors`: their networks random and reduced (tests only);
     `resize`: their resize mode (default: each feature space's own); `extractor_weights`: {'dinov2': path,
-    'clip': path, 'inception': path}.
+    'clip': path, 'inception': path}; `fid_resize`: how images reach the FID Inception ('legacy_tf', 'clean').
     """
     unknown = sorted(set(extra) - set(EXTRA_METRICS))
     if unknown:
@@ -113,6 +114,7 @@ def default_metrics(
             random_inception=random_inception,
             kid_subsets=kid_subsets,
             kid_subset_size=kid_subset_size,
+            resize=fid_resize,
         ),
         SegmentationScore(),
         LPIPSDiversity(
@@ -245,11 +247,7 @@ def _evaluate(
         "sampler": sampler_record(pipe.G),  # diffusion models: steps, method and guidance scale
         "seed": seed,
         **protocol_fields,
-        "metrics": [type(m).__name__ for m in metrics],
-        "processes": state.num_processes,
-        "meaningless": [msg for m in metrics for msg in m.meaningless()],
-        "versions": _versions(),
-        "wall_s": round(time.perf_counter() - t0, 1),
+        **_run_facts(metrics, state, t0),
     }
     features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
     path = Path(out) if out is not None else default_out(source, info, split, features)
@@ -362,15 +360,22 @@ def evaluate_images(
         "latent_policy": "unknown",
         "seed": None,
         **protocol_fields,
+        **_run_facts(metrics, state, t0),
+    }
+    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
+    path = Path(out) if out is not None else ds.folder / f"condgen_eval_{features}.json"
+    return _write_record(metrics, values, protocol, path, state)
+
+
+def _run_facts(metrics: list[Metric], state: Any, t0: float) -> dict[str, Any]:
+    """The protocol's closing fields: metrics, processes, meaningless-number warnings, versions, wall time."""
+    return {
         "metrics": [type(m).__name__ for m in metrics],
         "processes": state.num_processes,
         "meaningless": [msg for m in metrics for msg in m.meaningless()],
         "versions": _versions(),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
-    path = Path(out) if out is not None else ds.folder / f"condgen_eval_{features}.json"
-    return _write_record(metrics, values, protocol, path, state)
 
 
 def _protocol_pass(ctx: EvalContext, metrics: list[Metric], make_fake: Any, *, progress: bool) -> list | None:
@@ -482,7 +487,8 @@ def protocol_line(p: dict) -> str:
         if p.get(key):
             f, k = p[key]["features"], p[key].get("k")
             sha = _short_sha(f["weights_sha256"])
-            seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, resize {f['resize']})"
+            how = f"resize {f['resize']}" if f.get("resize") else "the segmenter's own resize"
+            seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, {how})"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")
     latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"

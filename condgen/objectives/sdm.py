@@ -38,6 +38,7 @@ class SDMObjective(Objective):
     """
 
     networks = ("G",)
+    loss_names = ("mse", "vb")
 
     def __init__(self, *, drop_rate: float = 0.0, sample_steps: int = 25, sample_method: str = "ddim",
                  sample_guidance: float = 1.0) -> None:

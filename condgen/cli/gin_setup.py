@@ -278,7 +278,19 @@ def _resolved_repr(value: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Parse flags and gin, then train. Exit codes: 0 done, 1 non-finite loss, 2 bad flags, config, data or
     run directory (a file, someone else's folder, locked by another trainer), 130 / 143 stopped by SIGINT /
-    SIGTERM after saving a checkpoint."""
+    SIGTERM after saving a checkpoint. Under `accelerate launch` the launcher exits 1 for any failure."""
+    code = _main(argv)
+    if code != 0:
+        from condgen.train.guard import loud_accelerate_launch
+
+        if loud_accelerate_launch():  # its traceback follows: say how to have this message last
+            print(f"note: condgen exited {code}; accelerate launch repeats the error below with its own "
+                  "traceback and exits 1 (`accelerate launch -q ...` shows only the message above)",
+                  file=sys.stderr)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run_dir, resume = prepare(args)

@@ -7,7 +7,8 @@
   python -m condgen synthesize --run runs/oasis --labels my_maps/ --samples 4 --resample_class sky --out r/sky
 
 Label maps are single-channel PNGs of the class ids the model was trained on (255 = don't care where the
-dataset has that channel); other sizes are resized (nearest) to the model's. Writes the official results
+dataset has that channel); other sizes of the model's aspect ratio are resized (nearest) to its size, with
+one warning naming the sizes; another aspect ratio is refused unless --resize. Writes the official results
 layout
 (`images/input_label/`, `images/synthesized_image/`, `index.html`), `grid.png` (label | style | samples side
 by side) and `synthesis.json`. The same --seed gives identical images.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from condgen.rundir import CheckpointError
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--instances", type=Path, help="instance maps (same file names) for models with instance edges"
     )
+    p.add_argument("--resize", action="store_true",
+                   help="stretch label maps of another aspect ratio than the model's (refused otherwise)")
     p.add_argument("--ema", action="store_true", help="use the EMA generator of the run")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
@@ -65,22 +69,27 @@ def main(argv: list[str] | None = None) -> int:
     from condgen.eval.synthesize import synthesize_folder
 
     try:
-        record = synthesize_folder(
-            args.run,
-            args.labels,
-            args.out,
-            samples=args.samples,
-            resample_class=args.resample_class,
-            style=args.style,
-            seed=args.seed,
-            ema=args.ema,
-            instances_dir=args.instances,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
+        with warnings.catch_warnings(record=True) as caught:  # shown as one line each, after the work
+            warnings.simplefilter("default")
+            record = synthesize_folder(
+                args.run,
+                args.labels,
+                args.out,
+                samples=args.samples,
+                resample_class=args.resample_class,
+                style=args.style,
+                seed=args.seed,
+                ema=args.ema,
+                instances_dir=args.instances,
+                batch_size=args.batch_size,
+                device=args.device,
+                resize=args.resize,
+            )
     except (FileNotFoundError, ValueError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {len(record['files'])} images for {record['maps']} label maps to {args.out}")
     print(f"  side by side: {args.out / 'grid.png'}   page: {args.out / 'index.html'}")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import Tensor
 
 from condgen.data.io import LABEL_EXTENSIONS, list_files, read_image, read_instance, read_label
 from condgen.data.labels import encode_labels
+from condgen.data.sizes import ResizeWarning, fit_size, resize_summary
 from condgen.data.spec import DataSpec
 from condgen.data.visualize import colorize
 
@@ -180,17 +182,18 @@ def encode_style(
 
 
 def _load_maps(
-    labels_dir: Path, spec: DataSpec, instances_dir: Path | None
+    labels_dir: Path, spec: DataSpec, instances_dir: Path | None, resize: bool = False
 ) -> tuple[list[str], Tensor, Tensor]:
     files = list_files(labels_dir, LABEL_EXTENSIONS) if labels_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no label maps ({', '.join(LABEL_EXTENSIONS)}) in {labels_dir}")
     h, w = spec.size
-    labels, segs = [], []
+    labels, segs, resized = [], [], {}
     for f in files:
         img = read_label(f)
-        if img.size != (w, h):  # PIL sizes are (W, H); ids are resized nearest, as the official loader does
-            img = img.resize((w, h), Image.NEAREST)
+        if fit_size(img.size, (w, h), source=str(f), resize=resize):  # PIL sizes are (W, H)
+            resized.setdefault(img.size, []).append(f.name)
+            img = img.resize((w, h), Image.NEAREST)  # ids nearest, as the official loader does
         label = torch.from_numpy(np.asarray(img).astype(np.int64))[None, None]
         instance = None
         if spec.instance_edges:
@@ -203,6 +206,8 @@ def _load_maps(
             instance = torch.from_numpy(np.asarray(inst).astype(np.int64))[None, None]
         labels.append(label)
         segs.append(encode_seg(label, spec, instance, source=str(f)))
+    if resized:
+        warnings.warn(resize_summary(resized, (w, h)), ResizeWarning, stacklevel=3)
     return [f.stem for f in files], torch.cat(labels), torch.cat(segs)
 
 
@@ -237,6 +242,7 @@ def synthesize_folder(
     batch_size: int = 8,
     device: str = "cpu",
     palette: Any = "auto",
+    resize: bool = False,
 ) -> dict:
     """One image per label map in `labels_dir` (`samples` per map with different latents) into `out_dir`.
 
@@ -246,6 +252,8 @@ def synthesize_folder(
         resample_class: OASIS's local resampling (3-D noise generators): sample 0 is the image with its
             noise; samples 1.. redraw the noise only inside this class's region (a class id, or a name of
             the dataset's `CLASS_NAMES`), so the rest of the image stays as it is. Needs samples >= 2.
+        resize: allow label maps of another aspect ratio than the model's (stretched); maps of the same
+            ratio and another size are always resized, with one `ResizeWarning` naming the sizes.
     """
     gan, spec, info = load_generator(source, ema=ema, device=device)
     palette = dataset_palette() if palette == "auto" else palette
@@ -272,7 +280,8 @@ def synthesize_folder(
         raise ValueError(
             f"{source}: --style needs the VAE style encoder, and this run has none (use_vae = False)"
         )
-    names, labels, segs = _load_maps(Path(labels_dir), spec, Path(instances_dir) if instances_dir else None)
+    names, labels, segs = _load_maps(Path(labels_dir), spec, Path(instances_dir) if instances_dir else None,
+                                     resize=resize)
     style_img, style_stats = None, None
     if style is not None:
         style_img, style_stats = encode_style(gan, read_image(style), spec, device=device)

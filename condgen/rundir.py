@@ -315,3 +315,33 @@ def eval_path(
 
 def eval_files(run_dir: str | Path) -> list[Path]:
     return sorted((Path(run_dir) / EVAL_DIR).glob("*.json"))
+
+
+# ------------------------------------------------------------------------- output folders of reports
+OUTPUT_MARKER = ".condgen-output"  # a folder condgen wrote a report into: it may write there again
+
+
+def check_output_dir(out: str | Path, flag: str = "--out") -> None:
+    """Raise `RunDirError` unless `out` is absent, empty or marked as a condgen output folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{flag} {out} is a file, not a folder; choose a folder")
+    if not out.is_dir() or (out / OUTPUT_MARKER).is_file():
+        return
+    entries = sorted(p.name for p in out.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise RunDirError(
+            f"{flag} {out} is a folder that is not empty ({shown}) and not written by condgen (it has no "
+            f"{OUTPUT_MARKER}); condgen would write its files among yours. Choose a new or empty folder"
+        )
+
+
+def mark_output_dir(out: str | Path) -> Path:
+    """Create `out` if needed and mark it as a condgen output folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / OUTPUT_MARKER
+    if not marker.is_file():
+        marker.write_text(json.dumps({"written_by": "condgen", "created": time.time()}) + "\n")
+    return marker

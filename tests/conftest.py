@@ -44,3 +44,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def declared_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height 1-bit pixels, with a few bytes of pixel data: a tiny file
+    of a huge image (30000 x 30000 is over PIL's decompression-bomb limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(bytes(64)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")

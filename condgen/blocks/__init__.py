@@ -5,6 +5,7 @@ from condgen.blocks import (  # noqa: F401
     condition,
     noise,
     norm,
+    sean,
     semantic_embedding,
     spade,
     weight_pyramid,

@@ -27,7 +27,8 @@ class ConditionSource(nn.Module):
         cond_nc: channels of every condition map (what each residual block is built for).
         fc_nc: channels of `label_input(...)`, which the generator's `fc` conv reads.
     Subclasses implement `forward(labels) -> list[Tensor]` (coarse to fine) and may override
-    `label_input` to attach a latent (then the generator hands them z instead of its `fc`).
+    `label_input` to attach a latent (then the generator hands them z instead of its `fc`), or
+    `block_conditions` to hand the blocks z with the label map (`blocks/sean.py`).
     """
 
     cond_nc: int
@@ -43,6 +44,11 @@ class ConditionSource(nn.Module):
     def label_input(self, seg: Tensor, z: Tensor | None = None) -> Tensor:
         """What `fc` and `forward` read: the label map itself (z, if any, is not this source's)."""
         return seg
+
+    def block_conditions(self, labels: Tensor, z: Tensor | None = None) -> list:
+        """What the blocks get, coarse to fine: `forward(labels)`. A source that conditions the blocks on
+        the latent too (SEAN's per-region style matrix) overrides this and receives the generator's z."""
+        return self(labels)
 
 
 @register("condition")

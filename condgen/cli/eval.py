@@ -1,5 +1,8 @@
 """`python -m condgen eval RUN`: evaluate a run (or a checkpoint, or a converted official folder).
 
+`python -m condgen eval --images DIR --labels DIR [--real DIR]` scores images made elsewhere under the same
+protocol (`results/<name>/test_latest/images/synthesized_image/` and SDM's `samples/` are found inside DIR).
+
 Writes `RUN/eval/<split>_step<N>.json` (or `--out`) and prints the metrics with the protocol line. Runs on one
 CPU, or distributed: `accelerate launch -m condgen eval RUN` or
 `torchrun --nproc_per_node 2 -m condgen eval RUN`.
@@ -23,7 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "source", type=Path, help="run directory, step_<N> checkpoint or converted official folder"
+        "source",
+        type=Path,
+        nargs="?",
+        help="run directory, step_<N> checkpoint or converted official folder (or use --images)",
+    )
+    p.add_argument(
+        "--images",
+        type=Path,
+        help="score images made elsewhere instead of a run: a folder, or a results folder in the official "
+        "(results/<name>/test_latest/images/synthesized_image) or SDM (samples/) layout",
+    )
+    p.add_argument("--labels", type=Path, help="with --images: the label maps (ids), paired by file stem")
+    p.add_argument("--real", type=Path, help="with --images: the real photos, paired by file stem")
+    p.add_argument("--label_nc", type=int, help="with --images: classes (default: the --dataset's)")
+    p.add_argument(
+        "--allow_missing",
+        action="store_true",
+        help="with --images: score the pairs that exist when files lack partners (their names are recorded)",
     )
     p.add_argument("--out", type=Path, help="metrics JSON (default RUN/eval/<split>_step<N>.json)")
     p.add_argument("--split", default="val")
@@ -110,7 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="random, reduced DINOv2 / CLIP networks for --metrics: tests only, meaningless",
     )
     p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--dataset", help="dataset class to evaluate on (default: the run's train.dataset)")
+    p.add_argument(
+        "--dataset",
+        help="dataset class to evaluate on (default: the run's train.dataset); with --images: whose label "
+        "conventions and segmenter apply (default CustomFolder)",
+    )
     add_bindings_argument(
         p, "extra bindings after the run's config, e.g. \"eval/CocoStuff.root = '/data/coco'\""
     )
@@ -152,39 +176,65 @@ def _extra_options(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from condgen.eval.evaluate import evaluate
-    from condgen.eval.weights import WeightsMismatchError, WeightsNotFoundError
+    from condgen.eval.evaluate import evaluate, evaluate_images
+    from condgen.weights import WeightsMismatchError, WeightsNotFoundError
 
+    common = dict(
+        metrics=None,
+        segmenter=None if args.segmenter == "none" else args.segmenter,
+        segmenter_options=_segmenter_options(args),
+        features=args.features,
+        inception_weights=args.inception,
+        random_inception=args.random_inception,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        diversity_maps=args.diversity_maps,
+        diversity_samples=args.diversity_samples,
+        diversity_features=args.diversity_features,
+        lpips_weights=args.lpips_weights,
+        random_lpips=args.random_lpips,
+        **_extra_options(args),
+        batch_size=args.batch_size,
+        cache=args.cache,
+        progress=True,
+    )
     try:
-        record = evaluate(
-            args.source,
-            out=args.out,
-            split=args.split,
-            num_images=args.num_images,
-            dataset=args.dataset,
-            bindings=tuple(args.gin_bindings),
-            features=args.features,
-            inception_weights=args.inception,
-            random_inception=args.random_inception,
-            segmenter=None if args.segmenter == "none" else args.segmenter,
-            segmenter_options=_segmenter_options(args),
-            latent=args.latent,
-            seed=args.seed,
-            ema=args.ema,
-            kid_subsets=args.kid_subsets,
-            kid_subset_size=args.kid_subset_size,
-            diversity_maps=args.diversity_maps,
-            diversity_samples=args.diversity_samples,
-            diversity_features=args.diversity_features,
-            lpips_weights=args.lpips_weights,
-            random_lpips=args.random_lpips,
-            **_extra_options(args),
-            batch_size=args.batch_size,
-            cache=args.cache,
-            progress=True,
-        )
-    except (WeightsNotFoundError, WeightsMismatchError, FileNotFoundError, ValueError, KeyError,
-            CheckpointError) as e:
+        if args.images is not None:
+            if args.source is not None or args.labels is None:
+                raise ValueError("--images takes --labels DIR (and --real DIR), not a run")
+            record = evaluate_images(
+                args.images,
+                labels=args.labels,
+                real=args.real,
+                dataset=args.dataset or "CustomFolder",
+                label_nc=args.label_nc,
+                allow_missing=args.allow_missing,
+                out=args.out,
+                **common,
+            )
+        elif args.source is None:
+            raise ValueError("give a run (RUN) or a folder of images (--images DIR --labels DIR)")
+        else:
+            record = evaluate(
+                args.source,
+                out=args.out,
+                split=args.split,
+                num_images=args.num_images,
+                dataset=args.dataset,
+                bindings=tuple(args.gin_bindings),
+                latent=args.latent,
+                seed=args.seed,
+                ema=args.ema,
+                **common,
+            )
+    except (
+        WeightsNotFoundError,
+        WeightsMismatchError,
+        FileNotFoundError,
+        ValueError,
+        KeyError,
+        CheckpointError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         if isinstance(e, WeightsNotFoundError) and args.features == "inception" and _on_landscapes(args):
             print("On the synthetic landscapes FID/KID need no file: add --features segmenter (the landscape "

@@ -7,10 +7,19 @@ import sys
 from pathlib import Path
 
 from condgen.convert.export import official_config_gin, write_run_dir
+from condgen.convert.keys import OfficialFileError
 from condgen.convert.official import REPOS, load_official, parse_official_flags
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except (OfficialFileError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
         description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE or boschresearch/OASIS checkpoints into a "

@@ -48,8 +48,9 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
     for k, v in cfg.discriminator_kwargs.items():
         lines.append(f"{cfg.discriminator}.{k} = {_gin_value(v)}")
     if cfg.use_vae:
-        for k in ("ngf", "z_dim"):
-            lines.append(f"VAEEncoder.{k} = {_gin_value(cfg.encoder_kwargs[k])}")
+        for k in ("ngf", "z_dim", "official_resize"):  # official_resize: its fc_mu's size at non-square crops
+            if k in cfg.encoder_kwargs:
+                lines.append(f"VAEEncoder.{k} = {_gin_value(cfg.encoder_kwargs[k])}")
     return "\n".join(lines) + "\n"
 
 

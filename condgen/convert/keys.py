@@ -84,11 +84,30 @@ def load_official_state(
     return model
 
 
+class OfficialFileError(ValueError):
+    """An official checkpoint file condgen will not read (not a plain weights file); the message names it."""
+
+
 def read_state_dict(source: Mapping[str, Tensor] | str | Path, what: str) -> Mapping[str, Tensor]:
     """A released state dict as given, or read safely (`weights_only`) from its file; `what` names it."""
+    import pickle
+
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"{what} checkpoint {path} does not exist")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            # torch's own message advises weights_only=False, which would run whatever code the file holds
+            raise OfficialFileError(
+                f"{path}: not a plain weights file: besides tensors it holds Python objects that condgen "
+                f"does not load (loading them could run code from the file). The released {what} checkpoints "
+                "are plain state dicts; get the file from the official release again"
+            ) from None
+        except (RuntimeError, EOFError, OSError, ValueError) as err:
+            raise OfficialFileError(
+                f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}); it may be truncated: "
+                "download it again"
+            ) from None
     return source

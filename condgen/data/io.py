@@ -37,6 +37,12 @@ def open_image(path: str | Path) -> Image.Image:
         img.load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found; restore it or rebuild the dataset", path) from None
+    except Image.DecompressionBombError as err:  # not an OSError: PIL refuses to decode it at all
+        raise DataError(
+            f"{path}: the image is too large to decode ({err}); if it is a genuine photo, resize it, or "
+            "raise PIL.Image.MAX_IMAGE_PIXELS in your own script before training",
+            path,
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(
             f"{path}: unreadable or corrupt image ({type(err).__name__}: {err}); "

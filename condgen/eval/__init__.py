@@ -2,7 +2,8 @@
 
 `evaluate(run)` writes a metrics JSON whose `protocol` records every choice that changes a number (images,
 resolution, resize filter, feature network and its weights' SHA-256, segmenter, seed); `docs/evaluation.md`
-describes the protocol. Pretrained weights are never downloaded (`weights.py`).
+describes the protocol. Pretrained weights are downloaded only on request
+(`condgen weights fetch`, `condgen/weights.py`).
 """
 
 from condgen.eval import landscape_segmenter  # noqa: F401  (LandscapeRecipe is gin-configurable)
@@ -25,7 +26,7 @@ from condgen.eval.segmenters import (
     segmenter_for,
 )
 from condgen.eval.synthesize import generate, latents, load_generator, synthesize_folder
-from condgen.eval.weights import WeightFile, WeightsMismatchError, WeightsNotFoundError, cache_dir
+from condgen.weights import WeightFile, WeightsMismatchError, WeightsNotFoundError, cache_dir
 
 __all__ = [
     "SEGMENTERS",

@@ -23,15 +23,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from condgen.eval.weights import WeightFile, sha256_file
+from condgen.weights import WeightFile, declare, sha256_file
 
-ALEXNET = WeightFile(
-    what="LPIPS backbone: torchvision AlexNet (ImageNet, IMAGENET1K_V1)",
-    filenames=("alexnet-owt-7be5be79.pth",),
-    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    sha256="7be5be79",  # torch.hub's convention: the file name carries the first 8 hex digits of its SHA-256
-    env="CONDGEN_ALEXNET",
-    size="≈ 233 MB",
+ALEXNET = declare(
+    WeightFile(
+        what="LPIPS backbone: torchvision AlexNet (ImageNet, IMAGENET1K_V1)",
+        filenames=("alexnet-owt-7be5be79.pth",),
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        sha256="7be5be79",  # torch.hub's convention: the file name carries the first 8 hex digits of SHA-256
+        env="CONDGEN_ALEXNET",
+        size="≈ 233 MB",
+        name="alexnet",
+        used_by="lpips",
+    )
 )
 # lpips' backbone slices hold torchvision `alexnet().features` layers under their own indices
 _SLICES = {0: 1, 3: 2, 6: 3, 8: 4, 10: 5}

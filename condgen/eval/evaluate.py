@@ -43,6 +43,7 @@ from condgen.rundir import eval_path
 
 __all__ = [
     "EXTRA_METRICS",
+    "evaluate_images",
     "GENERATED_SPLIT",
     "collate_items",
     "default_metrics",
@@ -193,34 +194,13 @@ def evaluate(
     state.wait_for_everyone()
 
     # --- the generation pass: one image per label map of this process's shard
-    mine = shard(n, state.num_processes, state.process_index)
-    t_gen = 0.0
-    for start in range(mine.start, mine.stop, batch_size):
-        idx = list(range(start, min(start + batch_size, mine.stop)))
-        b = collate_items(ds, idx)
-        label, real = b["label"].to(device), b["image"].to(device)
-        seg = encode_seg(label, spec, b["instance"].to(device) if "instance" in b else None)
-        t = time.perf_counter()
-        fake = _fake(gan, seg, real, idx, seed=seed, latent=latent)
-        t_gen += time.perf_counter() - t
-        batch = EvalBatch(idx, label, seg, real, fake)
-        for m in metrics:
-            m.update(batch)
-        if progress and state.is_main_process:
-            print(f"  {start + len(idx) - mine.start}/{len(mine)} images on process 0", flush=True)
-    for m in metrics:
-        m.extra_pass(ctx)
+    def make_fake(b: dict, label: Tensor, seg: Tensor, real: Tensor, idx: list[int]) -> Tensor:
+        return _fake(gan, seg, real, idx, seed=seed, latent=latent)
 
-    # --- gather, compute on the main process, write the record
-    parts = _gather(state, {"metrics": [m.state() for m in metrics], "t_gen": t_gen, "generated": len(mine)})
-    if not state.is_main_process:
-        state.wait_for_everyone()
+    parts = _protocol_pass(ctx, metrics, make_fake, progress=progress)
+    if parts is None:  # not the main process
         return {}
-    values: dict[str, Any] = {}
-    protocol_fields: dict[str, Any] = {}
-    for i, m in enumerate(metrics):
-        values.update(m.compute([p["metrics"][i] for p in parts]))
-        protocol_fields.update(m.record())
+    values, protocol_fields = _compute(metrics, parts)
     # throughput of all processes together (each generates its slice at the same time)
     values["generation_images_per_s"] = round(sum(p["generated"] / max(p["t_gen"], 1e-9) for p in parts), 2)
     h, w = spec.size
@@ -243,6 +223,13 @@ def evaluate(
         "versions": _versions(),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
+    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
+    path = Path(out) if out is not None else default_out(source, info, split, features)
+    return _write_record(metrics, values, protocol, path, state)
+
+
+def _write_record(metrics: list[Metric], values: dict, protocol: dict, path: Path, state: Any) -> dict:
+    """The metrics file: numbers, protocol, its one-line summary and the report columns."""
     columns = [c._asdict() for m in metrics for c in m.columns if c.key in values]
     record = {
         "metrics": values,
@@ -250,13 +237,153 @@ def evaluate(
         "protocol_line": protocol_line(protocol),
         "columns": columns,
     }
-    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
-    path = Path(out) if out is not None else default_out(source, info, split, features)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     record["path"] = str(path)
     state.wait_for_everyone()
     return record
+
+
+@torch.no_grad()
+def evaluate_images(
+    images: str | Path,
+    *,
+    labels: str | Path,
+    real: str | Path | None = None,
+    dataset: str = "CustomFolder",
+    label_nc: int | None = None,
+    contain_dontcare_label: bool | None = None,
+    allow_missing: bool = False,
+    out: str | Path | None = None,
+    metrics: list[Metric] | None = None,
+    segmenter: str | Segmenter | None = "auto",
+    segmenter_options: dict | None = None,
+    batch_size: int = 16,
+    cache: str | Path | None = None,
+    progress: bool = False,
+    **metric_options: Any,
+) -> dict:
+    """Score a folder of images made elsewhere (another repository's results) under the same protocol.
+
+    Args:
+        images: generated images, or a results folder in a known layout (`condgen.eval.foreign.LAYOUTS`).
+        labels: their label maps (ids in `dataset`'s file convention), paired by file stem.
+        real: the real photos, paired by stem (needed by FID/KID and the feature metrics; without them the
+            segmentation score on the generated images is all there is).
+        dataset: registered dataset whose conventions apply (label_nc, don't-care, default segmenter);
+            `label_nc` / `contain_dontcare_label` override them.
+        allow_missing: score what pairs when files lack partners (names recorded); default: an error.
+        out: metrics JSON (default `<images>/condgen_eval_<features>.json`).
+        metrics, segmenter, segmenter_options, batch_size, cache, metric_options: as in `evaluate`.
+    """
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    from condgen.eval.foreign import ForeignImages, dataset_conventions
+    from condgen.eval.segmenters import segmenter_for
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+    device, t0 = state.device, time.perf_counter()
+    nc, dc = dataset_conventions(dataset)
+    ds = ForeignImages(
+        images,
+        labels,
+        real,
+        label_nc=label_nc if label_nc is not None else nc,
+        contain_dontcare_label=dc if contain_dontcare_label is None else contain_dontcare_label,
+        allow_missing=allow_missing,
+    )
+    if isinstance(segmenter, str) and segmenter.partition(":")[0] == "auto":
+        segmenter = segmenter_for(dataset) + segmenter[len("auto") :]
+    if metrics is None:
+        metrics = bound_metrics() or default_metrics(**metric_options)
+        if real is None:  # without photos only the segmentation score on generated images exists
+            metrics = [m for m in metrics if isinstance(m, SegmentationScore)]
+    needs_real = [type(m).__name__ for m in metrics if not isinstance(m, SegmentationScore | LPIPSDiversity)]
+    if real is None and needs_real:
+        raise ValueError(f"{', '.join(needs_real)} compare with real photos: pass --real DIR")
+    if any(isinstance(m, LPIPSDiversity) and m.maps for m in metrics):
+        raise ValueError("diversity needs several samples per label map; a results folder holds one")
+    spec, n = ds.spec, len(ds)
+    ctx = EvalContext(
+        None, spec, ds, n, "given", 0, device, state, segmenter, cache, batch_size, segmenter_options
+    )
+    for m in metrics:
+        m.setup(ctx)
+    state.wait_for_everyone()
+
+    def read_fake(b: dict, label: Tensor, seg: Tensor, real_img: Tensor, idx: list[int]) -> Tensor:
+        return b["fake"].to(device)
+
+    parts = _protocol_pass(ctx, metrics, read_fake, progress=progress)
+    if parts is None:
+        return {}
+    values, protocol_fields = _compute(metrics, parts)
+    h, w = spec.size
+    protocol = {
+        "source": {"kind": "images folder", **ds.record()},
+        "dataset": dataset,
+        "dataset_repr": repr(ds),
+        "split": "given",
+        "images": n,
+        "resolution": [h, w],
+        "real_resize_filter": ds.preprocess,
+        "generated": f"made elsewhere ({ds.layout})",
+        "latent": "unknown (made elsewhere)",
+        "latent_policy": "unknown",
+        "seed": None,
+        **protocol_fields,
+        "metrics": [type(m).__name__ for m in metrics],
+        "processes": state.num_processes,
+        "meaningless": [msg for m in metrics for msg in m.meaningless()],
+        "versions": _versions(),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
+    path = Path(out) if out is not None else ds.folder / f"condgen_eval_{features}.json"
+    return _write_record(metrics, values, protocol, path, state)
+
+
+def _protocol_pass(ctx: EvalContext, metrics: list[Metric], make_fake: Any, *, progress: bool) -> list | None:
+    """Every batch of this process's shard through `make_fake` and the metrics; the gathered states.
+
+    `make_fake(batch_dict, label, seg, real, indices)` returns the generated images in [-1, 1]. Returns
+    None on the non-main processes (after their last barrier), else one part per process.
+    """
+    state, ds, device, spec = ctx.state, ctx.dataset, ctx.device, ctx.spec
+    mine = shard(ctx.num_images, state.num_processes, state.process_index)
+    t_gen = 0.0
+    for start in range(mine.start, mine.stop, ctx.batch_size):
+        idx = list(range(start, min(start + ctx.batch_size, mine.stop)))
+        b = collate_items(ds, idx)
+        label = b["label"].to(device)
+        real = b["image"].to(device) if "image" in b else None
+        seg = encode_seg(label, spec, b["instance"].to(device) if "instance" in b else None)
+        t = time.perf_counter()
+        fake = make_fake(b, label, seg, real, idx)
+        t_gen += time.perf_counter() - t
+        batch = EvalBatch(idx, label, seg, real, fake)
+        for m in metrics:
+            m.update(batch)
+        if progress and state.is_main_process:
+            print(f"  {start + len(idx) - mine.start}/{len(mine)} images on process 0", flush=True)
+    for m in metrics:
+        m.extra_pass(ctx)
+    parts = _gather(state, {"metrics": [m.state() for m in metrics], "t_gen": t_gen, "generated": len(mine)})
+    if not state.is_main_process:
+        state.wait_for_everyone()
+        return None
+    return parts
+
+
+def _compute(metrics: list[Metric], parts: list) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The numbers and protocol fields of every metric, from every process's state (main process)."""
+    values: dict[str, Any] = {}
+    protocol_fields: dict[str, Any] = {}
+    for i, m in enumerate(metrics):
+        values.update(m.compute([p["metrics"][i] for p in parts]))
+        protocol_fields.update(m.record())
+    return values, protocol_fields
 
 
 def _gather(state: Any, obj: Any) -> list:
@@ -324,4 +451,9 @@ def protocol_line(p: dict) -> str:
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")
     latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"
+    if str(p.get("generated", "")).startswith("made elsewhere"):
+        src = p.get("source") or {}
+        gaps = len(src.get("missing") or [])
+        missing = f", {gaps} label maps without an image" if gaps else ""
+        return "; ".join(parts) + f"; images {p['generated']}{missing}{seg_txt}{flag}"
     return "; ".join(parts) + f"; {latent}, seed {p['seed']}{seg_txt}{flag}"

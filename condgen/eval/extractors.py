@@ -21,24 +21,33 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from condgen.eval.resize import check_resize, resize_images
-from condgen.eval.weights import WeightFile, sha256_file
+from condgen.weights import WeightFile, declare, sha256_file
 
-DINOV2_VITL14 = WeightFile(
-    what="DINOv2 ViT-L/14 (FD-DINOv2, Stein et al. 2023; torch-fidelity 'dinov2-vit-l-14')",
-    filenames=("dinov2_vitl14_pretrain.pth",),
-    url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
-    sha256=None,  # Meta publishes no digest; the file's digest is recorded with every score
-    env="CONDGEN_DINOV2",
-    size="≈ 1.2 GB",
+DINOV2_VITL14 = declare(
+    WeightFile(
+        what="DINOv2 ViT-L/14 (FD-DINOv2, Stein et al. 2023; torch-fidelity 'dinov2-vit-l-14')",
+        filenames=("dinov2_vitl14_pretrain.pth",),
+        url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+        sha256=None,  # Meta publishes no digest; the file's digest is recorded with every score
+        env="CONDGEN_DINOV2",
+        size="≈ 1.2 GB",
+        name="dinov2_vitl14",
+        used_by="fd_dinov2",
+    )
 )
 _CLIP_SHA = "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02"
-CLIP_VITL14_336 = WeightFile(
-    what="CLIP ViT-L/14@336px image tower (CMMD, Jayasumana et al. 2024; torch-fidelity clip-vit-l-14-336px)",
-    filenames=(f"clip-vit-l-14-336px-{_CLIP_SHA}.pt", "ViT-L-14-336px.pt"),
-    url=f"https://openaipublic.azureedge.net/clip/models/{_CLIP_SHA}/ViT-L-14-336px.pt",
-    sha256=_CLIP_SHA,  # OpenAI's URL carries the file's SHA-256
-    env="CONDGEN_CLIP",
-    size="≈ 891 MB",
+CLIP_VITL14_336 = declare(
+    WeightFile(
+        what="CLIP ViT-L/14@336px image tower (CMMD, Jayasumana et al. 2024; torch-fidelity "
+        "clip-vit-l-14-336px)",
+        filenames=(f"clip-vit-l-14-336px-{_CLIP_SHA}.pt", "ViT-L-14-336px.pt"),
+        url=f"https://openaipublic.azureedge.net/clip/models/{_CLIP_SHA}/ViT-L-14-336px.pt",
+        sha256=_CLIP_SHA,  # OpenAI's URL carries the file's SHA-256
+        env="CONDGEN_CLIP",
+        size="≈ 891 MB",
+        name="clip_vitl14_336",
+        used_by="cmmd",
+    )
 )
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from condgen.eval.weights import cache_dir
+from condgen.weights import cache_dir
 
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000

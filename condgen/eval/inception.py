@@ -16,16 +16,20 @@ from unittest import mock
 import torch
 from torch import Tensor, nn
 
-from condgen.eval.weights import WeightFile, sha256_file
+from condgen.weights import WeightFile, declare, sha256_file
 
-INCEPTION = WeightFile(
-    what="FID Inception-v3 (TF inception-2015-12-05, pytorch-fid / torch-fidelity port)",
-    filenames=("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth"),
-    url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
-    "weights-inception-2015-12-05-6726825d.pth",
-    sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
-    env="CONDGEN_INCEPTION",
-    size="≈ 92 MB",
+INCEPTION = declare(
+    WeightFile(
+        what="FID Inception-v3 (TF inception-2015-12-05, pytorch-fid / torch-fidelity port)",
+        filenames=("weights-inception-2015-12-05-6726825d.pth", "pt_inception-2015-12-05-6726825d.pth"),
+        url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+        "weights-inception-2015-12-05-6726825d.pth",
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+        env="CONDGEN_INCEPTION",
+        size="≈ 92 MB",
+        name="inception",
+        used_by="fid",
+    )
 )
 _RANDOM = object()  # stands for "keep the random initialisation" inside torch-fidelity's constructor
 

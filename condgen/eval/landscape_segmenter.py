@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from condgen.data.landscapes import CLASSES, landscape
 from condgen.eval.fid import cache_key
 from condgen.eval.miou import confusion_matrix, segmentation_scores
-from condgen.eval.weights import cache_dir, sha256_file
+from condgen.weights import cache_dir, sha256_file
 
 log = logging.getLogger("condgen.eval")
 

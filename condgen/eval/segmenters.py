@@ -11,8 +11,8 @@ through the same protocol). Entries:
 - `landscape`: `LandscapeSegmenter`, trained here on real synthetic landscapes (cached, no download);
 - `deeplabv2_cocostuff` (protocols `ccfpse`, `fullres`, `imaginaire`), `upernet101_ade20k` (`csail`,
   `csail2019`), `drn_d105_cityscapes` (`2048x1024`, `512x256`): the paper segmenters as condgen networks
-  (`condgen.networks.segmenters`) loading the released weight files, which are never downloaded: a missing
-  file is an error naming it, its URL, its size and where to put it.
+  (`condgen.networks.segmenters`) loading the released weight files, which load never downloads: a missing
+  file is an error naming it, its URL, its size, where to put it and the `condgen weights fetch` command.
   `load_segmenter_network(name, weights)` gives the bare network (raw logits at its own resolution).
 """
 
@@ -33,7 +33,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from condgen.eval.miou import AVERAGING, confusion_matrix, segmentation_scores
-from condgen.eval.weights import WeightFile, sha256_file
+from condgen.weights import WeightFile, declare, sha256_file
 
 IGNORE = 255
 IMAGE_SIZES = ("entry", "generated", "label")  # or 'long_side:N', 'csail:N', 'HxW'
@@ -714,13 +714,17 @@ register_segmenter(
         input_size=(256, 256),
         label_remap=_dontcare_to_ignore(182),
         weights=(
-            WeightFile(
-                "DeepLabV2-ResNet101 (MSC) COCO-Stuff 164k",
-                ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
-                "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
-                "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
-                None,
-                size="≈ 224 MB (55.9 M float32; not measured, no checksum published)",
+            declare(
+                WeightFile(
+                    "DeepLabV2-ResNet101 (MSC) COCO-Stuff 164k",
+                    ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
+                    "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
+                    "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
+                    None,
+                    size="≈ 224 MB (55.9 M float32; not measured, no checksum published)",
+                    name="deeplabv2_cocostuff",
+                    used_by="segmenter:deeplabv2_cocostuff",
+                )
             ),
         ),
         builder=_paper_builder,
@@ -737,14 +741,17 @@ register_segmenter(
         input_size=(256, 256),
         label_remap=_ade20k_classes,
         weights=tuple(
-            WeightFile(
-                f"UperNet-ResNet101 ADE20K {part}",
-                (f"ade20k-resnet101-upernet-{part}_epoch_50.pth",),
-                "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
-                f"{part}_epoch_50.pth "
-                f"(save it as ade20k-resnet101-upernet-{part}_epoch_50.pth)",
-                None,
-                size=f"≈ {size} (not measured, no checksum published)",
+            declare(
+                WeightFile(
+                    f"UperNet-ResNet101 ADE20K {part}",
+                    (f"ade20k-resnet101-upernet-{part}_epoch_50.pth",),  # renamed: both are *_epoch_50.pth
+                    f"http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/{part}_epoch_50.pth",
+                    None,
+                    size=f"≈ {size} (not measured, no checksum published)",
+                    name=f"upernet101_ade20k_{part}",
+                    group="upernet101_ade20k",
+                    used_by="segmenter:upernet101_ade20k",
+                )
             )
             for part, size in (("encoder", "171 MB"), ("decoder", "163 MB"))
         ),
@@ -762,13 +769,19 @@ register_segmenter(
         input_size=(256, 512),
         label_remap=_cityscapes_train_ids,
         weights=(
-            WeightFile(
-                "DRN-D-105 (multi-scale) Cityscapes",
-                ("drn-d-105_ms_cityscapes.pth",),
-                "http://go.yf.io/drn-cityscapes-models (Google Drive file 1O-BH64Rvc40cT_SQrvbnebTWRwC74TJp; "
-                "fyu/drn DRN-D-105)",
-                None,
-                size="≈ 217 MB (not measured; md5 22f6aac9dc4dcf255bad997463fd40d0 per lmxyy/sige)",
+            declare(
+                WeightFile(
+                    "DRN-D-105 (multi-scale) Cityscapes",
+                    ("drn-d-105_ms_cityscapes.pth",),
+                    # Google Drive's direct-download form of the file the project page links to
+                    "https://drive.usercontent.google.com/download?id=1O-BH64Rvc40cT_SQrvbnebTWRwC74TJp"
+                    "&export=download&confirm=t",
+                    None,
+                    size="≈ 217 MB (not measured; md5 22f6aac9dc4dcf255bad997463fd40d0 per lmxyy/sige)",
+                    name="drn_d105_cityscapes",
+                    page="http://go.yf.io/drn-cityscapes-models (fyu/drn DRN-D-105)",
+                    used_by="segmenter:drn_d105_cityscapes",
+                )
             ),
         ),
         builder=_paper_builder,

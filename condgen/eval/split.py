@@ -56,7 +56,6 @@ def eval_dataset(spec: Any, *, dataset: Any = None, split: str = "val", num_imag
 
 def collate_items(ds: Any, indices: list[int]) -> dict[str, Tensor]:
     items = [ds[i] for i in indices]
-    out = {k: torch.stack([it[k] for it in items]) for k in ("label", "image")}
-    if "instance" in items[0]:
-        out["instance"] = torch.stack([it["instance"] for it in items])
-    return out
+    # `image` (the real photo) is absent when scoring generated images without their real ones
+    keys = [k for k in ("label", "image", "instance", "fake") if k in items[0]]
+    return {k: torch.stack([it[k] for it in items]) for k in keys}

@@ -2,9 +2,9 @@
 
 `sum_i w_i * L1(vgg_i(fake), vgg_i(real))` at relu1_1 .. relu5_1 with w = 1/32, 1/16, 1/8, 1/4, 1 and the
 images fed in [-1, 1] without ImageNet normalisation, exactly as the official code. Only torchvision VGG19
-layers 0..29 are built (12.94M frozen parameters). Weights come from a local file and are never downloaded:
-`weights=` (e.g. the official CC-FPSE `checkpoints/vgg19.pth`) or torchvision's cache file. The real branch
-runs without autograd.
+layers 0..29 are built (12.94M frozen parameters). Weights come from a local file, never downloaded while
+loading: `weights=` (e.g. the official CC-FPSE `checkpoints/vgg19.pth`) or torchvision's cache file, the
+declared `VGG19` (`condgen weights fetch vgg19` puts it there). The real branch runs without autograd.
 """
 
 from __future__ import annotations
@@ -16,9 +16,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.registry import register
+from condgen.weights import WeightFile, declare
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # what torchvision's VGG19_Weights.IMAGENET1K_V1 downloads
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
+VGG19 = declare(
+    WeightFile(
+        "VGG19 perceptual loss: torchvision VGG19 (ImageNet, IMAGENET1K_V1)",
+        (VGG19_FILE,),
+        VGG19_URL,
+        "dcbb9e9d",  # torch.hub's convention: the file name carries the first 8 hex digits of its SHA-256
+        size="≈ 548 MB",
+        name="vgg19",
+        used_by="vgg_loss",
+    )
+)
 # torchvision vgg19 `features` up to conv5_1 (index 28) and its ReLU (29); "M" = 2x2 max pool
 _LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
 _SLICE_ENDS = (2, 7, 12, 21, 30)  # outputs relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
@@ -27,7 +39,7 @@ LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 def default_vgg19_path() -> Path:
     """torchvision's cache location of the ImageNet VGG19 weights (honours $TORCH_HOME)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    return VGG19.destination()
 
 
 class VGG19Features(nn.Module):
@@ -83,7 +95,8 @@ class VGGLoss(nn.Module):
 
     Args:
         weights: a torchvision vgg19 state_dict file (official CC-FPSE: `checkpoints/vgg19.pth`); default
-            torch.hub's `checkpoints/vgg19-dcbb9e9d.pth`. Missing weights are an error, never a download.
+            torch.hub's `checkpoints/vgg19-dcbb9e9d.pth`. Missing weights are an error naming the
+            `condgen weights fetch vgg19` command, never a download.
         random_init: skip loading and keep random weights. For tests only: the loss is then meaningless for
             training.
         layer_weights: per-layer factors for relu1_1 .. relu5_1 (official 1/32, 1/16, 1/8, 1/4, 1).
@@ -119,13 +132,6 @@ class VGGLoss(nn.Module):
 
 
 def _find_weights(weights: str | Path | None) -> Path:
-    path = Path(weights).expanduser() if weights is not None else default_vgg19_path()
-    if path.is_file():
-        return path
-    where = "the file given as VGGLoss.weights" if weights is not None else "torchvision's cache"
-    raise FileNotFoundError(
-        f"VGG19 weights not found at {path} ({where}); condgen never downloads them. Fetch {VGG19_FILE} "
-        f"from {VGG19_URL} (torchvision's VGG19_Weights.IMAGENET1K_V1) and put it at "
-        f"{default_vgg19_path()}, or pass its path with `VGGLoss.weights = '/path/to/{VGG19_FILE}'` "
-        "(the official CC-FPSE checkpoints/vgg19.pth works too)."
-    )
+    """The given file (any serialisation of the weights, such as the official CC-FPSE `checkpoints/vgg19.pth`:
+    not hash-checked, loaded strictly by keys), else torchvision's cache file checked against its digest."""
+    return VGG19.resolve(weights, check=weights is None)

@@ -7,6 +7,7 @@ from condgen.networks import (  # noqa: F401
     oasis_discriminator,
     oasis_generator,
     patch_discriminator,
+    sean_generator,
     spade_generator,
     vae_encoder,
 )

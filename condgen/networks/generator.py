@@ -124,6 +124,8 @@ class Generator(nn.Module):
             | 'oasis' (OASIS's 6 blocks).
         block: residual block class, called as `block(in_ch, out_ch, cond_nc)`.
         condition: condition source class, called as `condition(semantic_nc, num_levels=..., ngf=ngf)`.
+        stage_options: extra block arguments for some stages, by stage name, e.g. SEAN's
+            `{'up_3': {'use_style': False}}`.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class Generator(nn.Module):
         num_upsampling_layers: str = "normal",
         block: type[ResidualBlock] | None = None,
         condition: type[ConditionSource] = LabelMapCondition,
+        stage_options: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if block is None:
@@ -154,9 +157,22 @@ class Generator(nn.Module):
             self.fc = nn.Linear(z_dim, top * self.sh * self.sw)
         else:
             self.fc = nn.Conv2d(self.condition.fc_nc, top, 3, padding=1)
+        stage_options = stage_options or {}
+        unknown = sorted(set(stage_options) - {stage.name for stage in self.schedule})
+        if unknown:
+            raise ValueError(
+                f"stage_options names {unknown}, which schedule {num_upsampling_layers!r} does not have "
+                f"(its stages: {', '.join(stage.name for stage in self.schedule)})"
+            )
         for stage in self.schedule:
             self.add_module(
-                stage.name, block(int(stage.in_mult * ngf), int(stage.out_mult * ngf), self.condition.cond_nc)
+                stage.name,
+                block(
+                    int(stage.in_mult * ngf),
+                    int(stage.out_mult * ngf),
+                    self.condition.cond_nc,
+                    **stage_options.get(stage.name, {}),
+                ),
             )
         self.conv_img = nn.Conv2d(int(self.schedule[-1].out_mult * ngf), 3, 3, padding=1)
         init_weights(self)
@@ -179,7 +195,7 @@ class Generator(nn.Module):
             x = rearrange(self.fc(z), "b (c h w) -> b c h w", h=self.sh, w=self.sw)
         else:
             x = self.fc(F.interpolate(labels, size=(self.sh, self.sw), mode="nearest"))
-        conds = self.condition(labels)
+        conds = self.condition.block_conditions(labels, None if self.use_vae else z)
         for stage in self.schedule:
             if stage.upsample:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")

@@ -34,6 +34,7 @@ class PatchDiscriminator(nn.Module):
     Args:
         in_ch: input channels (semantic_nc + 3 with the label map concatenated, 3 with semantic_nc given).
         n_layers: stride-2 convs before the logits, the last of them with stride 1 (official since c0d50e6).
+        last_stride: stride of that last conv (2: SPADE before c0d50e6, and SEAN).
         semantic_nc: if given, add a semantic-embedding score for this many label channels to the logits.
         embed_nc: width of that embedding.
     """
@@ -48,6 +49,7 @@ class PatchDiscriminator(nn.Module):
         spectral: bool = True,
         semantic_nc: int | None = None,
         embed_nc: int = 128,
+        last_stride: int = 1,
     ) -> None:
         super().__init__()
         self.n_layers = n_layers
@@ -55,7 +57,7 @@ class PatchDiscriminator(nn.Module):
         self.model0 = nn.Sequential(nn.Conv2d(in_ch, ndf, KW, 2, PADW), nn.LeakyReLU(0.2, True))
         ch = ndf
         for n in range(1, n_layers):
-            out_ch, stride = min(ch * 2, MAX_CH), 1 if n == n_layers - 1 else 2
+            out_ch, stride = min(ch * 2, MAX_CH), last_stride if n == n_layers - 1 else 2
             self.add_module(
                 f"model{n}", conv_norm_act(ch, out_ch, KW, stride, PADW, norm=norm, spectral=spectral)
             )
@@ -99,6 +101,7 @@ class MultiscalePatchDiscriminator(nn.Module):
             last features as the logit conv. The paper (CC-FPSE Sec. 3.2.2) feeds its SE discriminator "only
             the real or generated images", so the label map is not concatenated either.
         embed_nc: SE embedding width; default 2 * ndf, the FPSE discriminator's ratio.
+        last_stride: stride of each scale's last middle conv (official 1; SEAN 2, with n_layers 3).
     """
 
     # Module names equal the official ones: only the spectral-norm suffixes change (condgen.convert).
@@ -115,6 +118,7 @@ class MultiscalePatchDiscriminator(nn.Module):
         spectral: bool = True,
         semantic_embedding: bool = False,
         embed_nc: int | None = None,
+        last_stride: int = 1,
     ) -> None:
         super().__init__()
         if num_D < 1 or n_layers < 1:
@@ -132,6 +136,7 @@ class MultiscalePatchDiscriminator(nn.Module):
                 spectral=spectral,
                 semantic_nc=semantic_nc if semantic_embedding else None,
                 embed_nc=embed_nc or 2 * ndf,
+                last_stride=last_stride,
             )
             self.add_module(f"discriminator_{i}", scale)  # official names
         init_weights(self)

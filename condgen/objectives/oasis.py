@@ -63,10 +63,10 @@ def labelmix_mask(labels: Tensor, bits: Tensor | None = None, *, class0_quirk: b
     classes = torch.unique(labels)  # ascending
     if bits is None:
         bits = torch.randint(0, 2, (len(classes),), device=labels.device)
-    bits = torch.as_tensor(bits, device=labels.device).to(torch.float32).reshape(-1)
+    bits = torch.as_tensor(bits, device=labels.device).to(torch.get_default_dtype()).reshape(-1)
     if len(bits) != len(classes):
         raise ValueError(f"{len(classes)} classes are present but {len(bits)} bits were given")
-    lut = torch.zeros(int(labels.max()) + 1, device=labels.device)
+    lut = torch.zeros(int(labels.max()) + 1, device=labels.device, dtype=bits.dtype)
     lut[classes] = bits
     if class0_quirk and len(classes) > 1 and classes[0] == 0 and classes[1] == 1:
         lut[0] = bits[0] * bits[1]

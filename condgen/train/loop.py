@@ -27,6 +27,7 @@ import gin
 import torch
 from torch import Tensor, nn
 
+from condgen.data.errors import DataError
 from condgen.objectives import Pix2PixHDObjective
 from condgen.objectives.base import total
 from condgen.rundir import (
@@ -180,7 +181,8 @@ def train(
 
     The run directory (docs/training.md, "Run directories and signals"): a file or a foreign folder raises
     `RunDirError`; the main process marks and locks it (a second trainer gets `RunDirError`); an error before
-    the first checkpoint removes what this call created; SIGINT / SIGTERM save the current step and raise
+    the first trained step (and the first checkpoint) removes what this call created; a `DataError` after it
+    saves a checkpoint of the steps trained (one process); SIGINT / SIGTERM save the current step and raise
     `TrainingInterrupted`.
     """
     args = {k: v for k, v in locals().items() if k not in ("run_dir", "resume", "new_rng")}
@@ -196,15 +198,25 @@ def train(
     stop_with_launcher()
     with StopSignals() as signals:
         claim = _Claim(run_dir) if _launch_rank() == 0 else None  # only the main process locks
+        attempt = _Attempt()
         try:
-            return _train(run_dir, resume, new_rng, settings, signals)
+            return _train(run_dir, resume, new_rng, settings, signals, attempt)
         except BaseException as e:
-            if claim is not None and not isinstance(e, NonFiniteLossError) and not checkpoint_dirs(run_dir):
-                claim.undo()  # an early failure leaves nothing of this run behind
+            early = attempt.trained == 0 and not checkpoint_dirs(run_dir)
+            if claim is not None and not isinstance(e, NonFiniteLossError) and early:
+                claim.undo()  # an early failure leaves nothing of this run behind; trained steps are kept
             raise
         finally:
             if claim is not None:
                 claim.release()
+
+
+class _Attempt:
+    """What this call has done so far: steps trained (a failure after one keeps the run directory), and the
+    batch iterator, whose worker processes a failure stops (forked, they hold the run directory's lock)."""
+
+    trained = 0
+    batches: Any = None
 
 
 class _Claim:
@@ -239,7 +251,8 @@ def _launch_rank() -> int:
     return 0
 
 
-def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, signals: StopSignals) -> Path:
+def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, signals: StopSignals,
+           attempt: _Attempt) -> Path:
     run = build_run(settings, run_dir=run_dir)
     s, acc = run.settings, run.accelerator
     acc.wait_for_everyone()  # the main process has recovered leftovers of a killed save
@@ -275,6 +288,23 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
         set_seed(s.seed, device_specific=True)  # per-process noise from here on
     fixed = fixed_samples(run.data, s.num_samples, s.seed)
     start_trackers(run, start, config, run_dir)
+    try:
+        return _steps(run, run_dir, start, ckpt, config, fixed, signals, attempt)
+    except BaseException:
+        # close the TensorBoard writer first: its thread must not write into a folder an early failure removes
+        with contextlib.suppress(Exception):
+            acc.end_training()
+        shutdown = getattr(attempt.batches, "_shutdown_workers", None)  # torch's multi-process iterator
+        if shutdown is not None:
+            with contextlib.suppress(Exception):
+                shutdown()
+        raise
+
+
+def _steps(run: Any, run_dir: Path, start: int, ckpt: Path | None, config: str, fixed: Any,
+           signals: StopSignals, attempt: _Attempt) -> Path:
+    """The training steps from `start` on, the final save and the summary; returns the final checkpoint."""
+    s, acc = run.settings, run.accelerator
     metrics = MetricsLog(run_dir / METRICS_FILE, enabled=run.main)
     metrics.truncate_after(start)  # a new start drops records a killed earlier attempt left
     loader = make_loader(
@@ -282,7 +312,7 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
         start=start * s.grad_accum, num_workers=s.num_workers, shuffle=s.shuffle,
         pin_memory=run.speed.pin(run.device),
     )
-    batches = iter(loader)
+    batches = attempt.batches = iter(loader)
 
     def save(step: int, epoch: int) -> Path:
         _check_finite_state(run, step, run_dir)  # only a finite state is written, and later recommended
@@ -298,7 +328,11 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
         factor = schedule.lr_factor(where.epoch, s.niter, s.niter_decay)
         _set_lr(run.step.opt_G, run.lr_G * factor)
         _set_lr(run.step.opt_D, run.lr_D * factor)
-        micro = [run.to_device(next(batches)) for _ in range(s.grad_accum)]
+        try:
+            micro = [run.to_device(next(batches)) for _ in range(s.grad_accum)]
+        except DataError as e:
+            bar.close()
+            raise _keep_work(e, run, step, start, final, save) from None
         losses: dict[str, Tensor] = {}
         if step % s.D_steps_per_G == 0:
             losses |= generator_step(run.step, micro)
@@ -306,6 +340,7 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
                 _ema_update(run.ema, acc.unwrap_model(run.step.G), s.ema_decay)
         losses |= discriminator_step(run.step, micro)
         values = _check_finite(acc, losses, step + 1, where.epoch, run_dir)
+        attempt.trained += 1
 
         done = step + 1
         if schedule.is_due(done, s.log_every, run.steps):
@@ -347,6 +382,23 @@ def _train(run_dir: Path, resume: bool, new_rng: bool, settings: TrainSettings, 
 
 
 # -------------------------------------------------------------------------------------------- helpers
+def _keep_work(error: DataError, run: Any, step: int, start: int, final: Path | None, save: Any) -> DataError:
+    """A bad file met before step `step + 1`: save steps start+1..step (as SIGTERM does) and say so.
+
+    With several processes the others may not have met the file (they would wait for this one in the
+    save), so only a one-process run saves here; the run directory is kept either way.
+    """
+    if step == start or run.accelerator.num_processes > 1:
+        return error
+    s = run.settings
+    if final is None or read_state(final)["step"] != step:
+        if run.ema is not None and s.ema_bn_batches:
+            _recalibrate_ema(run, step)
+        final = save(step, schedule.Progress(step - 1, s.grad_accum, run.per_epoch).epoch)
+    return DataError(f"{error}. The {step - start} step(s) trained before it are kept: saved {final}; fix "
+                     f"the file, then --resume continues from step {step}", error.path)
+
+
 def _stop_requested(acc: Any, signals: StopSignals) -> int:
     """The signal that asked to stop (0: none); with several processes, any one's request stops them all."""
     flag = signals.requested or 0

@@ -17,6 +17,7 @@ from einops import rearrange
 from PIL import Image
 from torch import Tensor
 
+from condgen.networks.discriminator import unwrap
 from condgen.rundir import METRICS_FILE, SAMPLES_DIR, SUMMARY_FILE, TB_DIR, sample_path
 
 VIEW_HEIGHT = 128  # small samples are enlarged to about this height, so that a 64 px grid is readable
@@ -101,6 +102,8 @@ def write_samples(run: Any, run_dir: Path, step: int, fixed: dict) -> Path:
             z, _ = E(real)  # the posterior mean: the real image's style, no sampling noise
             E.train(e_training)
             fake = G(seg, z)
+        elif hasattr(unwrap(G), "encode_style"):  # SEAN: reconstruction, the real images' region styles
+            fake = G(seg, real)
         else:
             fake = G(seg)
     G.train(was_training)

@@ -1,7 +1,8 @@
 """The package's import graph: no circle, and no import from a lower layer up into a higher one.
 
 Layers, low to high (a module may import its own layer and those below it):
-registry/utils/config -> data -> ops -> blocks -> networks -> losses -> objectives -> train -> eval
+registry/utils/config/weights/fetch
+-> data -> ops -> blocks -> networks -> losses -> objectives -> train -> eval
 -> report/convert/paint -> cli. Imports inside functions count too (they are still dependencies).
 The package face (`condgen/__init__.py`) imports the built-in packages so that their blocks register; it is
 the one module allowed above everything, and nothing imports it back (`from condgen import x`).
@@ -14,7 +15,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[2] / "condgen"
 LAYERS = [
-    {"registry", "utils", "config", "version", "rundir"},
+    {"registry", "utils", "config", "version", "rundir", "weights", "fetch"},
     {"data"},  # datasets and label conventions need nothing but the registry
     {"ops"},
     {"blocks"},
@@ -23,7 +24,7 @@ LAYERS = [
     {"objectives"},
     {"train"},
     {"eval"},
-    {"report", "convert", "paint"},
+    {"report", "leaderboard", "convert", "paint"},
     {"cli", "__main__"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -26,6 +26,12 @@ OFFICIAL = {
     "oasis_ade20k.gin": {"G": 74_314_691, "D": 22_258_904},
     "oasis_coco.gin": {"G": 75_199_427, "D": 22_260_984},
     "oasis_cityscapes.gin": {"G": 71_107_523, "D": 22_251_364},
+    # SEAN (ZPdesu/SEAN fixture README section 6). CelebAMask-HQ (19 classes) is the original's exact size.
+    # The original builds 19 per-class style MLPs whatever label_nc is (and then fails on classes >= 19);
+    # condgen builds one per label channel: 15 style-using ACEs x (512 x 512 + 512) = 3,939,840 per class.
+    "sean_celeba.gin": {"G": 266_907_367, "D": 1_364_098},
+    "sean_ade20k.gin": {"G": 270_861_031 + (151 - 19) * 3_939_840, "D": 1_634_434},
+    "sean_cityscapes.gin": {"G": 267_416_551 + (36 - 19) * 3_939_840, "D": 1_398_914},
 }
 
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from condgen.data import ADE20K, Cityscapes, CocoStuff, CustomFolder, DataError, check_data
+from tests.conftest import declared_png
 from tests.data.conftest import save_ids, save_photo, stripes
 
 
@@ -146,6 +147,17 @@ def test_corrupt_file(custom_root, which):
     assert err.value.path == str(path)
 
 
+def test_an_image_over_pils_bomb_limit_is_named(custom_root, capsys):
+    """PIL's DecompressionBombError is not an OSError: it used to escape as a traceback without the file."""
+    (custom_root / "images" / "img1.jpg").write_bytes(declared_png(30000, 30000))  # read by content
+    (custom_root / "labels" / "img2.png").write_bytes(declared_png(30000, 30000))
+    with pytest.raises(DataError, match=r"img1\.jpg: the image is too large to decode") as err:
+        CustomFolder(custom_root, label_nc=4)[1]
+    assert err.value.path == str(custom_root / "images" / "img1.jpg")
+    report = check_data(CustomFolder(custom_root, label_nc=4))
+    assert report.error_count == 2 and "img2.png: the image is too large" in report.format()
+
+
 def test_not_an_image_at_all(custom_root):
     (custom_root / "labels" / "img0.png").write_text("not a png")
     with pytest.raises(DataError, match=r"img0\.png: unreadable or corrupt image.*re-download"):
@@ -155,8 +167,11 @@ def test_not_an_image_at_all(custom_root):
 def test_errors_survive_a_dataloader_worker(custom_root):
     save_ids(custom_root / "labels" / "img0.png", stripes(24, 32, [0, 200]))
     loader = torch.utils.data.DataLoader(CustomFolder(custom_root, label_nc=4), batch_size=1, num_workers=1)
-    with pytest.raises(DataError, match=r"img0\.png: label ids 200 are outside 0\.\.3"):
+    with pytest.raises(DataError, match=r"img0\.png: label ids 200 are outside 0\.\.3") as err:
         next(iter(loader))
+    # the same one line as without workers, not "Caught DataError in DataLoader worker process 0." first
+    assert str(err.value).startswith(str(custom_root / "labels" / "img0.png")) and "\n" not in str(err.value)
+    assert err.value.path == str(custom_root / "labels" / "img0.png")
 
 
 def test_bad_options_are_value_errors(custom_root):

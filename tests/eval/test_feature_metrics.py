@@ -10,7 +10,7 @@ import torch
 
 from condgen.eval.evaluate import evaluate
 from condgen.eval.extractors import CLIP_VITL14_336, DINOV2_VITL14, CLIPFeatures, DINOv2Features, DINOv2ViT
-from condgen.eval.weights import WeightsNotFoundError
+from condgen.weights import WeightsNotFoundError
 
 EXTRA = ("fd_dinov2", "cmmd", "precision_recall", "density_coverage")
 
@@ -85,6 +85,7 @@ def test_extractor_weights_are_never_downloaded(tmp_path, monkeypatch):
             cls()
         msg = str(e.value)
         assert wf.filenames[0] in msg and wf.url in msg and str(tmp_path) in msg
+        assert msg.splitlines()[0].endswith(f"run: condgen weights fetch {wf.key}")
 
 
 def test_dinov2_keys_and_size_match_the_official_vitl14():

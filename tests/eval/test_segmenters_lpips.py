@@ -15,7 +15,7 @@ from condgen.eval.segmenters import (
     register_segmenter,
     segmenter_for,
 )
-from condgen.eval.weights import WeightsNotFoundError, sha256_file
+from condgen.weights import WeightsNotFoundError, sha256_file
 
 TINY = LandscapeRecipe(train_images=16, steps=3, batch_size=8, width=4, val_images=4)
 

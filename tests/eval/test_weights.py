@@ -1,4 +1,4 @@
-"""Offline weight policy: missing files and wrong digests are clear errors; nothing is ever downloaded."""
+"""Offline weight policy: missing files and wrong digests are clear errors; loading never downloads."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import torch
 
 from condgen.eval import inception as inception_mod
 from condgen.eval.inception import INCEPTION, InceptionFeatures
-from condgen.eval.weights import (
+from condgen.weights import (
     WeightFile,
     WeightsMismatchError,
     WeightsNotFoundError,
@@ -34,7 +34,8 @@ def test_missing_file_names_the_file_the_url_and_the_destination(tmp_path):
         INCEPTION.resolve()
     msg = str(err.value)
     assert "weights-inception-2015-12-05-6726825d.pth" in msg and INCEPTION.url in msg
-    assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in msg and "never downloads" in msg
+    assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in msg
+    assert msg.endswith("run: condgen weights fetch inception")
     with pytest.raises(WeightsNotFoundError):
         InceptionFeatures()
 

@@ -136,6 +136,7 @@ def test_missing_vgg_weights_name_the_file_and_url(tmp_path, monkeypatch):
         VGGLoss()
     msg = str(err.value)
     assert VGG19_FILE in msg and VGG19_URL in msg and str(tmp_path / "hub" / "checkpoints") in msg
+    assert msg.splitlines()[0].endswith("run: condgen weights fetch vgg19")  # then gin adds its call site
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
         VGGLoss(weights=tmp_path / "nowhere.pth")
 

@@ -4,11 +4,9 @@ take more memory than their upload suggests, hosts that are not this machine."""
 from __future__ import annotations
 
 import io
-import struct
 import threading
 import time
 import tracemalloc
-import zlib
 
 import numpy as np
 import pytest
@@ -21,6 +19,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from condgen.data.landscapes import landscape  # noqa: E402
 from condgen.paint.app import create_app  # noqa: E402
 from condgen.paint.model import PaintModel  # noqa: E402
+from tests.conftest import declared_png  # noqa: E402
 
 PNG = {"Content-Type": "image/png"}
 
@@ -29,18 +28,6 @@ def png(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def declared_png(width: int, height: int) -> bytes:
-    """A PNG whose header declares width x height 1-bit pixels, with a few bytes of pixel data: what an
-    attacker sends (the file is tiny, its declared image is not)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    idat = chunk(b"IDAT", zlib.compress(bytes(64)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")

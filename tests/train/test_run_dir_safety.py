@@ -30,6 +30,7 @@ from condgen.train import loop
 from condgen.train import state as st
 from condgen.train.guard import TrainingInterrupted
 from condgen.train.report import read_metrics
+from tests.conftest import declared_png
 from tests.train.test_state import save, setup_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,17 +81,48 @@ def same_weights(a, b):
 
 
 # ----------------------------------------------------------------------------------- 1. early failure
-def test_a_data_error_in_step_2_leaves_nothing_and_a_rerun_logs_each_step_once(tmp_path, capsys):
+def test_a_data_error_in_step_1_leaves_nothing_and_a_rerun_logs_each_step_once(tmp_path, capfd):
     run_dir = tmp_path / "run"
-    data = folder_data(tmp_path / "data", bad_item=2)  # batch 2 of 2 items: the second step fails
+    data = folder_data(tmp_path / "data", bad_item=1)  # batch 1 of 2 items: the first step fails
     assert cli(run_dir, *data, *QUIET) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and "200" in err
     assert not run_dir.exists()  # no config.gin, metrics.jsonl, tb/ or marker from the failed attempt
 
     data = folder_data(tmp_path / "data")  # the data fixed: the same command again
     assert cli(run_dir, *data, *QUIET) == 0
     assert steps_logged(run_dir) == [1, 2, 3]  # was [1, 1, 2, 3]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_data_error_after_step_2_keeps_the_work_and_resume_continues(tmp_path, capfd, workers):
+    """Steps 1-2 trained, no checkpoint due: the bad file of step 3 saves step_2 (as SIGTERM would), exits 2
+    with one line naming the file, with or without DataLoader workers; --resume ends where a run on good
+    data ends."""
+    run_dir = tmp_path / "run"
+    bindings = ["train.save_every = 1000", f"train.num_workers = {workers}", *QUIET]
+    data = folder_data(tmp_path / "data", bad_item=4)  # items 4-5: step 3
+    bad = sorted((tmp_path / "data" / "labels").glob("*.png"))[4]
+    if workers:  # a photo over PIL's decompression-bomb limit instead of a bad id
+        photo = sorted((tmp_path / "data" / "images").glob("*"))[4]
+        photo.write_bytes(declared_png(30000, 30000))
+        Image.fromarray(torch.zeros((32, 32), dtype=torch.uint8).numpy()).save(bad)
+        bad = photo
+    assert cli(run_dir, *data, *bindings) == 2
+    err = capfd.readouterr().err
+    assert err.startswith(f"error: {bad}: ") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "DataLoader worker" not in err
+    assert f"saved {run_dir / 'step_2'}" in err and "--resume continues from step 2" in err
+    assert latest_checkpoint(run_dir).name == "step_2" and steps_logged(run_dir) == [1, 2]
+    assert any((run_dir / "tb").iterdir())
+
+    data = folder_data(tmp_path / "data")  # fixed
+    assert cli(run_dir, *data, *bindings, resume=True) == 0
+    assert steps_logged(run_dir) == [1, 2, 3] and latest_checkpoint(run_dir).name == "step_3"
+    assert "Traceback" not in capfd.readouterr().err
+    if not workers:
+        assert cli(tmp_path / "full", *data, *bindings) == 0
+        same_weights(tmp_path / "full" / "step_3", run_dir / "step_3")
 
 
 def test_an_early_failure_keeps_what_was_in_the_folder_before(tmp_path):

@@ -30,6 +30,8 @@ class SegmentationScore(Metric):
             return
         # the segmenter's protocol (input size, which labels); the real upper bound goes the same way
         for which, img in (("fake", batch.fake), ("real", batch.real)):
+            if img is None:  # generated images scored without their real photos
+                continue
             self.conf[which] += self.net.confusion(
                 img, batch.label, ds=self.ctx.dataset, indices=batch.indices
             )
@@ -41,15 +43,16 @@ class SegmentationScore(Metric):
         if self.net is None:
             return {}
         fake = self.net.scores(sum(s["fake"] for s in states))
-        real = self.net.scores(sum(s["real"] for s in states))
-        return {
-            "miou": fake["miou"],
-            "pixel_accuracy": fake["pixel_accuracy"],
-            "real_miou": real["miou"],
-            "real_pixel_accuracy": real["pixel_accuracy"],
-            "per_class_iou": fake["per_class_iou"],
-            "real_per_class_iou": real["per_class_iou"],
-        }
+        out = {k: fake[k] for k in ("miou", "pixel_accuracy", "per_class_iou")}
+        real_conf = sum(s["real"] for s in states)
+        if int(real_conf.sum()) > 0:  # the real photos' score: the upper bound
+            real = self.net.scores(real_conf)
+            out |= {
+                "real_miou": real["miou"],
+                "real_pixel_accuracy": real["pixel_accuracy"],
+                "real_per_class_iou": real["per_class_iou"],
+            }
+        return out
 
     def record(self) -> dict[str, Any]:
         if self.net is None:

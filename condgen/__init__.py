@@ -5,7 +5,8 @@ Importing the package registers every built-in block (as timm's package face doe
 """
 
 from condgen import blocks, data, losses, networks, objectives, ops  # noqa: F401  (fill the registry)
+from condgen.infer import SynthesisPipeline, load
 from condgen.registry import create, get, list_blocks, register
 from condgen.version import __version__
 
-__all__ = ["create", "get", "list_blocks", "register", "__version__"]
+__all__ = ["SynthesisPipeline", "create", "get", "list_blocks", "load", "register", "__version__"]

@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -118,3 +120,50 @@ def install_reader() -> None:
         readers.insert(0, (_read_translated, os.path.isfile))
     if str(GIN_DIR) not in gin.config._LOCATION_PREFIXES:
         gin.add_config_file_search_path(str(GIN_DIR))
+
+
+@contextlib.contextmanager
+def preserved_gin() -> Iterator[None]:
+    """Leave gin's global configuration as it was found: whatever the block parses or clears is undone.
+
+    `SynthesisPipeline` loads a run inside this, so loading a model never replaces the caller's config.
+    gin 0.5 has no public snapshot API; the bindings, imports and operative record are its module globals.
+    """
+    cfg = gin.config
+    saved = (
+        {k: dict(v) for k, v in cfg._CONFIG.items()},
+        set(cfg._IMPORTS),
+        {k: dict(v) for k, v in cfg._OPERATIVE_CONFIG.items()},
+        dict(cfg._SINGLETONS),
+        cfg.config_is_locked(),
+    )
+    try:
+        yield
+    finally:
+        cfg._set_config_is_locked(False)
+        cfg._CONFIG.clear()
+        cfg._CONFIG.update(saved[0])
+        cfg._IMPORTS.clear()
+        cfg._IMPORTS.update(saved[1])
+        with cfg._OPERATIVE_CONFIG_LOCK:
+            cfg._OPERATIVE_CONFIG.clear()
+            cfg._OPERATIVE_CONFIG.update(saved[2])
+        cfg._SINGLETONS.clear()
+        cfg._SINGLETONS.update(saved[3])
+        cfg._set_config_is_locked(saved[4])
+
+
+@contextlib.contextmanager
+def active_config(text: str, where: str = "config.gin") -> Iterator[None]:
+    """Make `text` (a run's saved config) gin's whole global configuration inside the block only.
+
+    Its imports are not run (`strip_imports`); bindings naming classes not imported are skipped, as
+    `load_run` does for a saved config.
+    """
+    install_reader()
+    with preserved_gin():
+        gin.clear_config()
+        body, found = translate_legacy(text)
+        _warn(found, where)
+        gin.parse_config(strip_imports(body, where), skip_unknown=True)
+        yield

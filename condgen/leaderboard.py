@@ -30,20 +30,24 @@ class Reported:
     source: str = ""
 
 
-def _rows(method: str, source: str, ade: tuple, coco: tuple, cs: tuple) -> list[Reported]:
-    """(FID, mIoU %) per dataset -> entries; mIoU stored as a fraction, as metrics files hold it."""
-    out = []
-    for ds, (fid, miou) in (("ADE20K", ade), ("CocoStuff", coco), ("Cityscapes", cs)):
-        out.append(Reported(method, ds, {"fid": fid, "miou": miou / 100}, source))
-    return out
+def _reported() -> list[Reported]:
+    """The papers' numbers of the released models (`condgen.infer.pretrained.MODELS`, where they are stated
+    once, with their tables); mIoU stored as a fraction, as metrics files hold it."""
+    from condgen.infer.pretrained import MODELS
+
+    return [
+        Reported(
+            f"{m.method} (reported)", m.dataset, {"fid": m.reported["FID"], "miou": m.reported["mIoU"] / 100},
+            m.source,
+        )
+        for m in MODELS.values()
+        if m.method and {"FID", "mIoU"} <= m.reported.keys()
+    ]
 
 
-# Open to additions: contender work appends its paper's rows (`REPORTED += [...]`).
-REPORTED: list[Reported] = [
-    *_rows("SPADE (reported)", "SPADE, CVPR 2019, Table 2", (33.9, 38.5), (22.6, 37.4), (71.8, 62.3)),
-    *_rows("CC-FPSE (reported)", "CC-FPSE, NeurIPS 2019, Table 1", (31.7, 43.7), (19.2, 41.6), (54.3, 65.5)),
-    *_rows("OASIS (reported)", "OASIS, ICLR 2021", (28.3, 48.8), (17.0, 44.1), (47.7, 69.3)),
-]
+# Open to additions: contender work appends its paper's rows (`REPORTED += [...]`), or registers its released
+# models with their reported numbers (`condgen.infer.register_pretrained`) before this module is imported.
+REPORTED: list[Reported] = _reported()
 
 
 def protocol_key(p: dict) -> dict[str, Any]:

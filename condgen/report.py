@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from condgen.rundir import METRICS_FILE, SUMMARY_FILE, eval_files
-from condgen.utils import count_parameters
+from condgen.train.build import paper_names  # noqa: F401  (moved to train; this name stays importable)
 
 LOSS_KEYS = ("G_GAN", "G_feat", "G_VGG", "G_KLD", "D_fake", "D_real")
 _EVAL_NAME = re.compile(r"^(?P<split>\w+?)_step(?P<step>\d+)_(?P<features>\w+?)(?P<ema>_ema)?\.json$")
@@ -46,41 +46,18 @@ class RunSummary:
         return self.evals[-1][1] if self.evals else None
 
 
-def paper_names(gan: Any) -> tuple[str, str]:
-    """CC-FPSE Table 2 names of the generator and discriminator ('CC w/ FP', 'FP+SE', ...)."""
-    G, D = gan.G, gan.D
-    block = type(getattr(G, "head_0", None)).__name__
-    pyramid = type(getattr(G, "condition", None)).__name__ == "FeaturePyramidCondition"
-    g = {"SPADEResBlock": "SPADE", "CCResBlock": "CC"}.get(block, type(G).__name__)
-    if type(G).__name__ == "OASISGenerator":
-        g = "OASIS"
-    elif type(getattr(G, "condition", None)).__name__ == "NoiseCondition":
-        g += " + 3-D noise"
-    if g == "CC":
-        g += " w/ FP" if pyramid else " w/o FP"
-    elif pyramid:
-        g += " w/ FP"
-    se = bool(getattr(D, "semantic_embedding", False))
-    d = {
-        "MultiscalePatchDiscriminator": "MsPatch",
-        "FPSEDiscriminator": "FP",
-        "OASISDiscriminator": "OASIS U-Net",
-    }.get(type(D).__name__, type(D).__name__)
-    return g, d + ("+SE" if se else "")
-
-
 def summarize_run(
     path: str | Path, *, name: str | None = None, split: str = "val", features: str | None = None
 ) -> RunSummary:
     """Collect one run's facts; `features` picks the evaluations ('inception' / 'segmenter', default any)."""
-    from condgen.eval.synthesize import load_generator
+    from condgen.infer.pipeline import SynthesisPipeline
     from condgen.train.report import read_metrics
 
     path = Path(path)
     run = RunSummary(name=name or path.name, path=path)
-    gan, _, info = load_generator(path)
-    run.generator, run.discriminator = paper_names(gan)
-    run.params = {k: count_parameters(v) for k, v in gan.named().items()}
+    pipe = SynthesisPipeline.from_run(path)
+    run.generator, run.discriminator = pipe.paper_names
+    run.params = dict(pipe.params)
     if (path / SUMMARY_FILE).is_file():
         summary = json.loads((path / SUMMARY_FILE).read_text())
         run.steps, run.train_images_per_s = summary.get("step"), summary.get("images_per_s")
@@ -191,29 +168,25 @@ def sample_grid(
     """
     from condgen.data.visualize import colorize
     from condgen.eval.split import collate_items, eval_dataset
-    from condgen.eval.synthesize import (
-        _png,
-        dataset_palette,
-        encode_seg,
-        generate,
-        image_grid,
-        load_generator,
-    )
+    from condgen.eval.synthesize import _png, image_grid
+    from condgen.infer.pipeline import SynthesisPipeline
 
     columns, spec0, batch, palette = [], None, None, None
     for run in runs:
-        gan, spec, _ = load_generator(run.path)
+        pipe = SynthesisPipeline.from_run(run.path)
+        spec = pipe.spec
         if spec0 is None:
-            spec0, palette = spec, dataset_palette()
-            ds = eval_dataset(spec, split="val", num_images=maps)
+            spec0, palette = spec, pipe.dataset.palette
+            with pipe.config_scope():  # the first run's dataset bindings build the split
+                ds = eval_dataset(spec, split="val", num_images=maps)
             batch = collate_items(ds, list(range(min(maps, len(ds)))))
         elif (spec.semantic_nc, spec.size) != (spec0.semantic_nc, spec0.size):
             raise ValueError(
                 f"{run.name} works at {spec.size} with {spec.semantic_nc} label channels, "
                 f"{runs[0].name} at {spec0.size} with {spec0.semantic_nc}: not comparable"
             )
-        seg = encode_seg(batch["label"], spec, batch.get("instance"))
-        columns.append(generate(gan, seg, list(range(len(seg))), seed=seed))
+        seg = pipe.encode(batch["label"], batch.get("instance"))
+        columns.append(pipe.generate(seg, list(range(len(seg))), seed=seed))
     labels = colorize(batch["label"], palette)
     k = upscale if upscale is not None else max(1, 128 // spec0.size[0])
     rows = [[labels[i], batch["image"][i]] + [c[i] for c in columns] for i in range(len(labels))]

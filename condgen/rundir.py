@@ -17,11 +17,13 @@ Pure path and file logic: nothing here imports torch or the rest of condgen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +74,26 @@ def is_marked(run_dir: str | Path) -> bool:
     return (Path(run_dir) / MARKER_FILE).is_file()
 
 
+def is_condgen_checkpoint(path: str | Path) -> bool:
+    """`path` is a `step_<N>` folder whose `state.json` is condgen's (step, models, spec), not any JSON."""
+    path = Path(path)
+    if not (_STEP_DIR.match(path.name) and path.is_dir()):
+        return False
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(state, dict) and isinstance(state.get("step"), int)
+            and isinstance(state.get("models"), dict) and isinstance(state.get("spec"), dict))
+
+
 def is_legacy_run(run_dir: str | Path) -> bool:
-    """A run made before the marker existed: it has step_<N> checkpoints, a state.json or a summary.json."""
+    """A run made before the marker existed, recognised by what only condgen writes: a `step_<N>` checkpoint
+    with condgen's `state.json` (a `summary.json` or `config.gin` of your own is not enough)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return False
-    if (run_dir / STATE_FILE).is_file() or (run_dir / SUMMARY_FILE).is_file():
-        return True
-    return any(_STEP_DIR.match(p.name) and p.is_dir() for p in run_dir.iterdir())
+    return any(is_condgen_checkpoint(p) for p in run_dir.iterdir())
 
 
 def check_run_dir(run_dir: str | Path) -> None:
@@ -345,3 +359,23 @@ def mark_output_dir(out: str | Path) -> Path:
     if not marker.is_file():
         marker.write_text(json.dumps({"written_by": "condgen", "created": time.time()}) + "\n")
     return marker
+
+
+@contextlib.contextmanager
+def output_dir(out: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """Claim `out` for a command's files: refused unless absent, empty or condgen's (`check_output_dir`),
+    then marked; if the command fails, what it added is removed (and the folder, when it made it), so a
+    failed `compare` leaves no `losses.png` behind."""
+    out = Path(out)
+    check_output_dir(out, flag)
+    created = not out.exists()
+    before = set() if created else {p.name for p in out.iterdir()}
+    mark_output_dir(out)
+    try:
+        yield out
+    except BaseException:
+        remove_entries(out, keep=before)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise

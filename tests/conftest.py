@@ -10,7 +10,10 @@ REPO = Path(__file__).resolve().parents[1]
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `pytest -n 2` on 2 cores: one intra-op thread per worker, or the workers fight over the cores.
     torch.set_num_threads(1)
-PARITY_DIR = Path(os.environ.get("CONDGEN_PARITY_DIR", REPO.parent / "shared" / "fixtures" / "official"))
+# The official-code parity fixtures shipped with the tests (tests/fixtures/official, see its README); point
+# CONDGEN_PARITY_DIR at the full-size originals (../shared/fixtures/official) to test against those.
+SHIPPED_PARITY_DIR = REPO / "tests" / "fixtures" / "official"
+PARITY_DIR = Path(os.environ.get("CONDGEN_PARITY_DIR", SHIPPED_PARITY_DIR))
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +30,26 @@ def _seed():
 
 
 def load_fixture(name: str) -> dict:
-    """An official-code parity fixture; skips with a clear message only when the folder is absent."""
+    """An official-code parity fixture: state dicts `G`, `D`, `E`, inputs and the official outputs.
+
+    A shipped fixture stores parameters as their recipe and large outputs sampled (`tests/fixtures/
+    compact.py`): it is expanded here to the layout of the full-size originals, except that sampled outputs
+    stay sampled (compare them with `compact.max_error`)."""
+    from tests.fixtures.recipe import build_state_dict, recipe_tensor
+
     path = PARITY_DIR / name
-    if not PARITY_DIR.is_dir():
-        pytest.skip(f"parity fixtures not found at {PARITY_DIR} (set CONDGEN_PARITY_DIR)")
-    return torch.load(path, weights_only=True)
+    if not path.is_file():
+        raise FileNotFoundError(f"parity fixture {path} is missing: unset CONDGEN_PARITY_DIR to use the "
+                                f"shipped ones, or regenerate them (python -m tests.fixtures.make_official)")
+    fx = torch.load(path, weights_only=True)
+    for net in ("G", "D", "E"):
+        if "recipe" in fx.get(net, {}):
+            state = build_state_dict(fx[net]["recipe"], fx[net]["buffers"])
+            fx[net] = {key: state[key] for key in fx[net]["keys"]}  # the official checkpoint's key order
+    for key in ("img", "z"):
+        if f"{key}_recipe" in fx:
+            fx[key] = recipe_tensor(**fx.pop(f"{key}_recipe"))
+    return fx
 
 
 def one_thread():

@@ -13,6 +13,9 @@ The heads' first convs read the label channels of the condition label-sparse (`c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -97,6 +100,9 @@ class CCResBlock(nn.Module):
             (`conv_0.norm_layer`, `norm_0`, `conv_2.norm_layer`) with `requires_grad=False`, so official
             checkpoints load strictly and parameter counts match; DDP and optimisers ignore them.
         impl: conditional depthwise conv implementation; None: the gin default (`'lean'`).
+        shortcut_norm: the learned shortcut's conditional norm, called as `norm(in_ch, cond_nc)`; None is
+            the official SPADE (BN-based, hidden 128, 3x3). `@CLADE` crosses in CLADE's class-adaptive norm
+            (its instance-edge channel, if any, is read by conv_s).
         checkpoint_heads: do not keep the four heads' outputs and hidden maps for backward (the kernels
             alone are 9x the block's features); recompute them there. Same results; less activation
             memory for more time (benchmarks/RESULTS.md). Only the parameter-free ops that consume
@@ -115,6 +121,7 @@ class CCResBlock(nn.Module):
         official_unused_bn: bool = True,
         impl: str | None = None,
         checkpoint_heads: bool = False,
+        shortcut_norm: Callable[..., nn.Module] | None = None,
     ) -> None:
         super().__init__()
         mid, k2 = min(in_ch, out_ch), kernel_size**2
@@ -134,9 +141,11 @@ class CCResBlock(nn.Module):
         if official_unused_bn:
             self.norm_0 = unused_batch_norm(mid)
         if self.learned_shortcut:
-            self.conv_s = spectral_norm(nn.Conv2d(in_ch, out_ch, 1, bias=False), spectral)
             # The official shortcut norm is always BN-based SPADE (hidden 128, 3x3), whatever norm_G says.
-            self.norm_s = SPADE(in_ch, cond_nc, param_free="syncbatch")
+            norm_s = (shortcut_norm or partial(SPADE, param_free="syncbatch"))(in_ch, cond_nc)
+            extra = getattr(norm_s, "extra_channels", 0)
+            self.conv_s = spectral_norm(nn.Conv2d(in_ch + extra, out_ch, 1, bias=False), spectral)
+            self.norm_s = norm_s
 
     def shortcut(self, x: Tensor, cond: Tensor) -> Tensor:
         return self.conv_s(self.norm_s(x, cond)) if self.learned_shortcut else x

@@ -55,8 +55,9 @@ def broadcast_regions(rows: Tensor, seg: Tensor) -> Tensor:
     target size. Where regions overlap the last channel wins, where none covers p the map is 0: the
     original's loop of assignments, done as one gather (cost independent of K)."""
     mask = seg != 0
-    k = torch.arange(seg.shape[1], device=seg.device).view(1, -1, 1, 1)
-    ids = torch.where(mask, k, 0).amax(1)  # (b, h, w)
+    small = torch.int16 if seg.shape[1] < 2**15 else torch.int32  # 2 bytes per class and pixel, not 8
+    k = torch.arange(seg.shape[1], device=seg.device, dtype=small).view(1, -1, 1, 1)
+    ids = torch.where(mask, k, 0).amax(1).long()  # (b, h, w)
     picked = torch.gather(rows, 1, rearrange(ids, "b h w -> b (h w) 1").expand(-1, -1, rows.shape[2]))
     picked = picked * rearrange(mask.any(1), "b h w -> b (h w) 1").to(rows.dtype)
     return rearrange(picked, "b (h w) s -> b s h w", h=seg.shape[2])

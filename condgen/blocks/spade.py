@@ -82,7 +82,8 @@ class SPADE(nn.Module):
     Args:
         norm_nc: channels of the normalised activation.
         label_nc: channels of the condition map (the one-hot `seg`, or `seg` + pyramid features).
-        hidden: width of the shared conv (official: 128).
+        hidden: width of the shared conv (official: 128); 0: no shared conv, gamma and beta read the
+            condition map itself, which must then have x's size (DP-GAN: pyramid features, no resize).
         kernel_size: kernel of the three convs (1, 3 or 5; official default 3).
         param_free: 'batch' | 'syncbatch' | 'instance' (official generator default: 'syncbatch').
     """
@@ -101,16 +102,24 @@ class SPADE(nn.Module):
             raise ValueError(f"SPADE kernel_size must be odd and positive (1, 3, 5, ...), got {kernel_size}")
         pad = kernel_size // 2
         self.param_free_norm = get_param_free_norm(param_free)(norm_nc)
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size, padding=pad), nn.ReLU())
-        self.mlp_gamma = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
-        self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
+        self.mlp_shared = None
+        if hidden:
+            self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, hidden, kernel_size, padding=pad), nn.ReLU())
+        self.mlp_gamma = nn.Conv2d(hidden or label_nc, norm_nc, kernel_size, padding=pad)
+        self.mlp_beta = nn.Conv2d(hidden or label_nc, norm_nc, kernel_size, padding=pad)
 
     def forward(self, x: Tensor, seg: Tensor) -> Tensor:
         """x: (b, norm_nc, h, w); seg: (b, label_nc, H, W), resized to (h, w) with nearest."""
         # actv = mlp_shared(F.interpolate(seg, x's size, nearest)), its one-hot channels label-sparse
         # (condgen.ops.label_conv, gin `label_sparse.mode`: a gather by label id, one id map per size; actv
         # is then recomputed in backward rather than kept); gamma, beta = mlp_gamma(actv), mlp_beta(actv)
-        gamma, beta = shared_then(*self.mlp_shared, (self.mlp_gamma, self.mlp_beta), seg, x.shape[-2:])
+        if self.mlp_shared is None:
+            if seg.shape[-2:] != x.shape[-2:]:
+                raise ValueError(f"SPADE without a shared conv (hidden=0) reads a condition of x's size "
+                                 f"{tuple(x.shape[-2:])}, got {tuple(seg.shape[-2:])}")
+            gamma, beta = self.mlp_gamma(seg), self.mlp_beta(seg)
+        else:
+            gamma, beta = shared_then(*self.mlp_shared, (self.mlp_gamma, self.mlp_beta), seg, x.shape[-2:])
         norm = self.param_free_norm
         if _fusable(norm, x, gamma):  # the same numbers, x_hat not kept (`lean_backward_enabled`)
             norm.num_batches_tracked.add_(1)  # as nn.BatchNorm2d in training mode
@@ -146,13 +155,16 @@ class SPADEResBlock(nn.Module):
         super().__init__()
         mid_ch = min(in_ch, out_ch)
         self.learned_shortcut = in_ch != out_ch
-        self.conv_0 = spectral_norm(nn.Conv2d(in_ch, mid_ch, 3, padding=1), spectral)
-        self.conv_1 = spectral_norm(nn.Conv2d(mid_ch, out_ch, 3, padding=1), spectral)
-        self.norm_0 = norm(in_ch, cond_nc)
-        self.norm_1 = norm(mid_ch, cond_nc)
+        norm_0, norm_1 = norm(in_ch, cond_nc), norm(mid_ch, cond_nc)
+        # a norm may append channels of its own (CLADE's instance-edge feature): the next conv reads them
+        extra = getattr(norm_0, "extra_channels", 0)
+        self.conv_0 = spectral_norm(nn.Conv2d(in_ch + extra, mid_ch, 3, padding=1), spectral)
+        self.conv_1 = spectral_norm(nn.Conv2d(mid_ch + extra, out_ch, 3, padding=1), spectral)
+        self.norm_0, self.norm_1 = norm_0, norm_1
         if self.learned_shortcut:
-            self.conv_s = spectral_norm(nn.Conv2d(in_ch, out_ch, 1, bias=False), spectral)
-            self.norm_s = norm(in_ch, cond_nc)
+            norm_s = norm(in_ch, cond_nc)
+            self.conv_s = spectral_norm(nn.Conv2d(in_ch + extra, out_ch, 1, bias=False), spectral)
+            self.norm_s = norm_s
 
     def shortcut(self, x: Tensor, seg: Tensor) -> Tensor:
         return self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x

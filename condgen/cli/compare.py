@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from condgen.rundir import CheckpointError
+from condgen.rundir import CheckpointError, RunDirError, output_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,19 +39,20 @@ def main(argv: list[str] | None = None) -> int:
 
     notes = args.notes.read_text() if args.notes else ""
     try:
-        md = compare(
-            args.runs,
-            args.out,
-            names=args.names,
-            split=args.split,
-            features=args.features,
-            maps=args.maps,
-            seed=args.seed,
-            title=args.title,
-            notes=notes,
-            name=args.name,
-        )
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
+        with output_dir(args.out):  # an empty, new or condgen folder; nothing left behind on failure
+            md = compare(
+                args.runs,
+                args.out,
+                names=args.names,
+                split=args.split,
+                features=args.features,
+                maps=args.maps,
+                seed=args.seed,
+                title=args.title,
+                notes=notes,
+                name=args.name,
+            )
+    except (FileNotFoundError, ValueError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {md} and {md.with_suffix('.html')}")

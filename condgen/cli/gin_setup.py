@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="run directory (default: runs/<name of the last --gin file>)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the latest checkpoint in --run_dir (reads its config.gin first)")
+    parser.add_argument("--allow_dataset_change", action="store_true",
+                        help="with --resume: continue on another dataset than the checkpoint's (a changed "
+                             "train.dataset or dataset binding is refused otherwise)")
     parser.add_argument("--new_rng", action="store_true",
                         help="with --resume: accept a checkpoint without its RNG file (random_states_*.pkl); "
                              "the run then continues with a fresh random stream, unlike an uninterrupted one")
@@ -94,34 +97,51 @@ def default_run_dir(gin_files: list[str | Path]) -> Path:
 
 
 def parse_gin(files: list[str | Path], bindings: list[str], *, saved_config: Path | None = None,
-              compare_architecture: bool = True) -> None:
+              compare_architecture: bool = True, allow_dataset_change: bool = False) -> None:
     """Parse (saved config,) files, then bindings into gin's global config, with readable errors.
 
-    With a saved config and `compare_architecture`, a changed architecture binding is a `ConfigError`."""
+    With a saved config and `compare_architecture`, a changed architecture binding is a `ConfigError`, and
+    so is a changed dataset (`train.dataset` or a binding of the dataset class) unless
+    `allow_dataset_change`: resuming would otherwise train on other data without a word."""
     import_configurables()
     install_reader()
     bindings = translate_bindings(list(bindings))
     resolved = [resolve_gin_file(f) for f in files]
     before: dict[str, str] = {}
+    data_before: dict[str, str] = {}
     if saved_config is not None:
         run_user_imports(bindings)  # the user's imports first: the saved config's own are not run
         mark_saved(saved_config)
     compare = saved_config is not None and compare_architecture
     if compare:
         _parse([saved_config], [])
-        before = _architecture_bindings()
+        before, data_before = _architecture_bindings(), _dataset_bindings()
     _parse([*([saved_config] if saved_config else []), *resolved], bindings)
     if compare:
-        after = _architecture_bindings()
-        changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-        if changed:
-            diff = "; ".join(
-                f"{k} = {before.get(k, 'unset')} saved, {after.get(k, 'unset')} now" for k in changed
-            )
+        diff = _differences(before, _architecture_bindings())
+        if diff:
             raise ConfigError(
                 f"--resume: architecture bindings differ from the checkpoint's {saved_config} ({diff}). "
                 "A run's networks cannot change; drop these bindings, or start a new --run_dir"
             )
+    if compare and not allow_dataset_change and "train.dataset" in data_before:  # a trained run's config
+        data_after = _dataset_bindings()
+        if data_before["train.dataset"] != data_after.get("train.dataset"):  # only that, not every binding
+            data_before, data_after = ({"train.dataset": d.get("train.dataset", "unset")}
+                                       for d in (data_before, data_after))
+        diff = _differences(data_before, data_after)
+        if diff:
+            raise ConfigError(
+                f"--resume: the dataset differs from the checkpoint's {saved_config} ({diff}). Training "
+                "would continue on other data; pass --allow_dataset_change if that is what you want (e.g. "
+                "the data moved), or drop these bindings"
+            )
+
+
+def _differences(before: dict[str, str], after: dict[str, str]) -> str:
+    """'k = old saved, new now; ...' for every binding that differs ('' when none)."""
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return "; ".join(f"{k} = {before.get(k, 'unset')} saved, {after.get(k, 'unset')} now" for k in changed)
 
 
 def _parse(files: list[Path], bindings: list[str]) -> None:
@@ -263,6 +283,22 @@ def _architecture_bindings() -> dict[str, str]:
     return out
 
 
+def _dataset_bindings() -> dict[str, str]:
+    """'train.dataset' and 'Name.param' -> repr(value) for the dataset class it names (the bindings of other
+    dataset classes do not matter: an included file may bind several)."""
+    out = {}
+    for (scope, selector), params in gin.config._CONFIG.items():
+        if selector.split(".")[-1] == "train" and not scope and "dataset" in params:
+            out["train.dataset"] = _resolved_repr(params["dataset"])
+    chosen = out.get("train.dataset", "").lstrip("@").split("/")[-1].removesuffix("()")
+    for (scope, selector), params in gin.config._CONFIG.items():
+        name = selector.split(".")[-1]
+        if name == chosen and _kind_of(name) == "dataset":
+            for param, value in params.items():
+                out[f"{scope + '/' if scope else ''}{name}.{param}"] = _resolved_repr(value)
+    return out
+
+
 def _resolved_repr(value: Any) -> str:
     """repr of a bound value, with macros (`%NGF`) replaced by what they stand for."""
     text = repr(value)
@@ -316,6 +352,11 @@ def _main(argv: list[str] | None) -> int:
     except TrainingInterrupted as e:  # SIGINT / SIGTERM: 130 / 143, the checkpoint it saved named
         print(e.message(), file=sys.stderr)
         return e.exit_code
+    except Exception as e:
+        if not peer_lost(e):
+            raise
+        print(f"error: {peer_lost_message(run_dir, e)}", file=sys.stderr)
+        return 1
     report_multimodality(run_dir)
     return 0
 
@@ -348,6 +389,48 @@ def _vae_on_landscapes() -> bool:
     return dataset == "SyntheticLandscapes" and encoder is not None
 
 
+# what gloo / NCCL say when another process of the group is gone
+PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "connection refused",
+             "NCCL communicator was aborted", "Socket Timeout")
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Whether `error` is a collective failing because another training process died (several processes)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    import torch.distributed as dist
+
+    return isinstance(error, getattr(dist, "DistError", ())) or (
+        isinstance(error, RuntimeError) and any(s.lower() in str(error).lower() for s in PEER_GONE))
+
+
+def peer_lost_message(run_dir: Path, error: BaseException) -> str:
+    """One line: another process is gone, and where --resume continues (instead of gloo's traceback)."""
+    import os
+
+    from condgen.rundir import resumable_checkpoint
+
+    ckpt, _ = resumable_checkpoint(run_dir)
+    text = str(error).lower()
+    first = next((s for s in PEER_GONE if s.lower() in text), type(error).__name__)  # not gloo's source path
+    resume = (f"--resume continues from {ckpt} (step {read_step(ckpt)})" if ckpt is not None else
+              "no checkpoint was saved yet: run the same command again (without --resume)")
+    rank = os.environ.get("RANK", "?")
+    return (f"another training process of this run stopped (this is rank {rank}: {first}); the step in "
+            f"progress is lost. {resume}")
+
+
+def read_step(ckpt: Path) -> int | str:
+    from condgen.rundir import read_state
+
+    try:
+        return int(read_state(ckpt)["step"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
 def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
     """Validate flags and parse gin (saved config first when resuming); returns (run_dir, resume)."""
     from condgen.rundir import CONFIG_FILE, RunDirError, check_run_dir, is_marked, resumable_checkpoint
@@ -370,5 +453,6 @@ def prepare(args: argparse.Namespace) -> tuple[Path, bool]:
             raise ConfigError(f"--resume: {run_dir} has no checkpoint or config.gin; give the --gin files")
     elif not args.gin:
         raise ConfigError(f"no --gin file given for the new run in {run_dir} (add --resume to continue it)")
-    parse_gin(args.gin, args.gin_bindings, saved_config=saved, compare_architecture=from_checkpoint)
+    parse_gin(args.gin, args.gin_bindings, saved_config=saved, compare_architecture=from_checkpoint,
+              allow_dataset_change=getattr(args, "allow_dataset_change", False))
     return run_dir, args.resume

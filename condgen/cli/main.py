@@ -1,6 +1,6 @@
 """`python -m condgen <command>`.
 
-blocks, weights, convert, check-data, train, eval, synthesize, compare, leaderboard, paint.
+blocks, weights, convert, check-data, train, eval, synthesize, compare, leaderboard, paint, export.
 """
 
 from __future__ import annotations
@@ -51,10 +51,13 @@ def main(argv: list[str] | None = None) -> int:
                    add_help=False)
     sub.add_parser("paint", help="paint a label map in the browser, get the photo (see: paint --help)",
                    add_help=False)
+    sub.add_parser("export", help="the generator as an ONNX or TorchScript file (see: export --help)",
+                   add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
     tools = {"eval": "eval", "convert": "convert", "check-data": "check_data", "train": "gin_setup",
-             "synthesize": "synthesize", "compare": "compare", "paint": "paint", "leaderboard": "leaderboard"}
+             "synthesize": "synthesize", "compare": "compare", "paint": "paint", "leaderboard": "leaderboard",
+             "export": "export"}
     if argv and argv[0] in tools:
         import importlib
 

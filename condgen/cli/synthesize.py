@@ -26,7 +26,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from condgen.rundir import CheckpointError
+from condgen.rundir import CheckpointError, RunDirError, output_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--run",
         required=True,
-        type=Path,
-        help="run directory (its latest checkpoint), a step_<N> folder, or a converted official folder",
+        help="run directory (its latest checkpoint), a step_<N> folder, a converted official or "
+        "save_pretrained folder, or a pretrained name (condgen.load: 'spade-coco', a Hugging Face repo id)",
     )
     p.add_argument("--labels", required=True, type=Path, help="folder of label-map PNGs")
     p.add_argument("--out", required=True, type=Path, help="output folder")
@@ -67,25 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from condgen.eval.synthesize import synthesize_folder
+    from condgen.infer import SynthesisPipeline
 
     try:
-        with warnings.catch_warnings(record=True) as caught:  # shown as one line each, after the work
+        pipe = SynthesisPipeline.from_pretrained(args.run, ema=args.ema, device=args.device)
+        with output_dir(args.out), warnings.catch_warnings(record=True) as caught:  # warnings: one line each
             warnings.simplefilter("default")
             record = synthesize_folder(
-                args.run,
-                args.labels,
-                args.out,
-                samples=args.samples,
-                resample_class=args.resample_class,
-                style=args.style,
-                seed=args.seed,
-                ema=args.ema,
-                instances_dir=args.instances,
-                batch_size=args.batch_size,
-                device=args.device,
+                pipe, args.labels, args.out, samples=args.samples, resample_class=args.resample_class,
+                style=args.style, seed=args.seed, instances_dir=args.instances, batch_size=args.batch_size,
                 resize=args.resize,
             )
-    except (FileNotFoundError, ValueError, CheckpointError) as e:
+    except (FileNotFoundError, ValueError, NotImplementedError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for w in caught:

@@ -1,4 +1,4 @@
-"""`python -m condgen.convert {spade|ccfpse|oasis} --flags "..." --checkpoint_dir DIR --out OUT`."""
+"""`python -m condgen.convert {spade|ccfpse|oasis|sean} --flags "..." --checkpoint_dir DIR --out OUT`."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
-        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE or boschresearch/OASIS checkpoints into a "
-        "condgen run dir.",
+        description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, tzt101/CLADE, boschresearch/OASIS, "
+        "sj-li/DP_GAN or ZPdesu/SEAN checkpoints into a condgen run dir.",
     )
-    p.add_argument("repo", choices=(*REPOS, "oasis"), help="which official code base wrote the checkpoint")
+    p.add_argument(
+        "repo", choices=(*REPOS, "oasis", "dpgan", "sean"),
+        help="which official code base wrote the checkpoint",
+    )
     p.add_argument(
         "--flags",
         required=True,
@@ -40,10 +43,14 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--which_epoch", default="latest", help="checkpoint prefix (official --which_epoch)")
     p.add_argument("--out", required=True, type=Path, help="new condgen run directory to write")
     args = p.parse_args(argv)
-    if args.repo == "oasis":  # OASIS: {which_epoch}_{G,D,EMA}.pth under checkpoint_dir(/models)
+    if args.repo in ("oasis", "dpgan"):  # {which_epoch}_{G,D,EMA}.pth under checkpoint_dir(/models)
         from condgen.convert.oasis import convert_main
 
-        return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
+        return convert_main(args.flags, args.checkpoint_dir, args.which_epoch, args.out, args.repo)
+    if args.repo == "sean":  # SEAN: {which_epoch}_net_{G,D}.pth, G holding the style encoder
+        from condgen.convert.sean import convert_main as convert_sean
+
+        return convert_sean(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
 
     ckpt = args.checkpoint_dir
     files = {n: ckpt / f"{args.which_epoch}_net_{n}.pth" for n in ("G", "D", "E")}

@@ -13,7 +13,9 @@ from torch import nn
 
 from condgen.convert.official import OfficialConfig
 from condgen.data.spec import DataSpec
+from condgen.infer.dataset import OFFICIAL_NAMES, official_dataset
 from condgen.rundir import CONFIG_FILE, CONVERT_FILE, LATEST_FILE, STATE_FILE, mark_run_dir
+from condgen.train.build import GAN, paper_names
 
 
 def _gin_value(v: object) -> str:
@@ -36,10 +38,13 @@ def official_config_gin(cfg: OfficialConfig, flags: str) -> str:
         f"build_gan.encoder = {'@VAEEncoder' if cfg.use_vae else 'None'}",
     ]
     gkw = dict(cfg.generator_kwargs)
+    clade = cfg.generator.startswith("CLADE")
     for key, binding in (
-        ("norm_param_free", "SPADE.param_free"),
+        ("norm_param_free", "CLADE.param_free" if clade else "SPADE.param_free"),
         ("norm_kernel_size", "SPADE.kernel_size"),
-        ("spectral", "SPADEResBlock.spectral"),
+        ("spectral", "CLADEResBlock.spectral" if clade else "SPADEResBlock.spectral"),
+        ("instance_edge", "CLADE.instance_edge"),
+        ("icpe", "CLADE.icpe"),
     ):
         if key in gkw:
             lines.append(f"{binding} = {_gin_value(gkw.pop(key))}")
@@ -75,7 +80,14 @@ def write_run_dir(
         models[name] = f"{name}.safetensors"
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt / models[name]))
     (ckpt / CONFIG_FILE).write_text(config_gin)
-    state = {"step": 0, "epoch": 0, "models": models, "spec": dataclasses.asdict(spec), "converted": True}
+    g, d = paper_names(GAN(nets["G"], nets.get("D"), nets.get("E")))
+    state = {
+        "step": 0, "epoch": 0, "models": models, "spec": dataclasses.asdict(spec), "converted": True,
+        "paper_names": {"G": g, "D": d},
+    }
+    if "flags" in meta:  # an official command line names the dataset (`--dataset_mode`, default coco)
+        dataset = official_dataset(str(meta["flags"]))
+        state["dataset"] = {"name": dataset, "classes": list(OFFICIAL_NAMES.get(dataset or "", ()))}
     (ckpt / STATE_FILE).write_text(json.dumps(state, indent=1) + "\n")
     (tmp / LATEST_FILE).write_text("step_0\n")
     (tmp / CONVERT_FILE).write_text(json.dumps(meta, indent=2) + "\n")

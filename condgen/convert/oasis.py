@@ -1,4 +1,8 @@
-"""Original OASIS (boschresearch/OASIS) checkpoints -> condgen's `OASISGenerator` / `OASISDiscriminator`.
+"""Original OASIS (boschresearch/OASIS) and DP-GAN (sj-li/DP_GAN, an OASIS fork) checkpoints -> condgen.
+
+`repo='oasis'` builds `OASISGenerator` / `OASISDiscriminator`, `repo='dpgan'` `DPGANGenerator` /
+`DPGANDiscriminator` (the same options and file layout; the label pyramid's first conv reads the label
+channels that OASIS's SPADE convs read).
 
 `load_oasis(flags, G=..., D=..., EMA=...)` reads the original's architecture options (`--dataset_mode`,
 `--channels_G`, `--z_dim`, `--no_3dnoise`, `--no_spectral_norm`, ...), builds the condgen networks and loads
@@ -47,6 +51,14 @@ class OASISConfig:
     z_dim: int = 64
     no_3dnoise: bool = False
     spectral: bool = True
+    repo: str = "oasis"  # or 'dpgan'
+
+    @property
+    def names(self) -> tuple[str, str]:
+        """The condgen generator and discriminator classes."""
+        if self.repo == "dpgan":
+            return "DPGANGenerator", "DPGANDiscriminator"
+        return "OASISGenerator", "OASISDiscriminator"
 
     @property
     def semantic_nc(self) -> int:
@@ -58,8 +70,10 @@ class OASISConfig:
         return dontcare_channel(self.dataset_mode, self.spec.label_nc)
 
 
-def parse_oasis_flags(flags: str | Sequence[str]) -> OASISConfig:
-    """Read the original OASIS options that shape the networks; others are ignored (with a warning)."""
+def parse_oasis_flags(flags: str | Sequence[str], repo: str = "oasis") -> OASISConfig:
+    """Read the original OASIS (or DP-GAN) options that shape the networks; others are ignored (warned)."""
+    if repo not in ("oasis", "dpgan"):
+        raise ValueError(f"repo={repo!r}; choose 'oasis' or 'dpgan'")
     argv = shlex.split(flags) if isinstance(flags, str) else list(flags)
     p = argparse.ArgumentParser(prog="original OASIS flags", add_help=False)
     p.add_argument("--dataset_mode", default="ade20k")
@@ -76,6 +90,9 @@ def parse_oasis_flags(flags: str | Sequence[str]) -> OASISConfig:
         warnings.warn(f"ignoring OASIS flags: {' '.join(arch_unknown)}", stacklevel=2)
     if args.dataset_mode not in OASIS_DATASETS:
         raise ValueError(f"--dataset_mode {args.dataset_mode!r}: choose one of {', '.join(OASIS_DATASETS)}")
+    if repo == "dpgan" and args.no_3dnoise:
+        raise ValueError("--no_3dnoise: the original DP-GAN cannot run without 3-D noise (its pyramid's "
+                         "first BatchNorm has the wrong width), so no such checkpoint exists")
     if args.num_res_blocks not in (None, 6):
         raise ValueError("--num_res_blocks: the original's channel lists fix it at 6")
     if args.spade_ks not in (None, 3) or args.param_free_norm != "syncbatch":
@@ -96,6 +113,7 @@ def parse_oasis_flags(flags: str | Sequence[str]) -> OASISConfig:
         z_dim=args.z_dim or 64,
         no_3dnoise=args.no_3dnoise,
         spectral=not args.no_spectral_norm,
+        repo=repo,
     )
 
 
@@ -115,25 +133,32 @@ def build_oasis(cfg: OASISConfig, names: Sequence[str] = NETS) -> dict[str, nn.M
     from functools import partial
 
     from condgen.blocks.condition import LabelMapCondition
+    from condgen.blocks.label_pyramid import LabelPyramidCondition
     from condgen.blocks.noise import NoiseCondition
-    from condgen.blocks.spade import SPADEResBlock
-    from condgen.networks.oasis_discriminator import OASISDiscriminator
-    from condgen.networks.oasis_generator import OASISGenerator
+    from condgen.blocks.spade import SPADE, SPADEResBlock
+    from condgen.registry import get
 
-    condition = LabelMapCondition if cfg.no_3dnoise else partial(NoiseCondition, z_dim=cfg.z_dim)
+    gen_name, disc_name = cfg.names
+    gen_cls, disc_cls = get(gen_name, "generator").cls, get(disc_name, "discriminator").cls
+    if cfg.repo == "dpgan":
+        condition = partial(LabelPyramidCondition, z_dim=cfg.z_dim)
+        block = partial(SPADEResBlock, norm=partial(SPADE, hidden=0), spectral=cfg.spectral)
+    else:
+        condition = LabelMapCondition if cfg.no_3dnoise else partial(NoiseCondition, z_dim=cfg.z_dim)
+        block = partial(SPADEResBlock, spectral=cfg.spectral)
 
     def generator() -> nn.Module:
-        return OASISGenerator(
+        return gen_cls(
             cfg.semantic_nc,
             crop_size=cfg.spec.crop_size,
             aspect_ratio=cfg.spec.aspect_ratio,
             ngf=cfg.channels_G,
             condition=condition,
-            block=partial(SPADEResBlock, spectral=cfg.spectral),
+            block=block,
         )
 
     def discriminator() -> nn.Module:
-        return OASISDiscriminator(cfg.semantic_nc, spectral=cfg.spectral)
+        return disc_cls(cfg.semantic_nc, spectral=cfg.spectral)
 
     build = {"G": generator, "EMA": generator, "D": discriminator}
     return {name: build[name]() for name in names}
@@ -146,7 +171,7 @@ def to_condgen_channels(state: Mapping[str, Tensor], net: str, cfg: OASISConfig)
     if net in ("G", "EMA"):
         offset = 0 if cfg.no_3dnoise else cfg.z_dim
         for k, v in state.items():
-            if k == "fc.weight" or k.endswith(".mlp_shared.0.weight"):
+            if k in ("fc.weight", "seg_pyrmid.0.0.weight") or k.endswith(".mlp_shared.0.weight"):
                 out[k] = permute_dim(v, perm, 1, offset)
     else:
         for k in ("layer_up_last.weight", "layer_up_last.bias"):
@@ -161,6 +186,7 @@ def load_oasis(
     EMA: Mapping[str, Tensor] | str | Path | None = None,
     *,
     channel_order: str = "condgen",
+    repo: str = "oasis",
 ) -> dict[str, nn.Module]:
     """Build condgen networks from an original OASIS command line and load its weights strictly.
 
@@ -169,12 +195,13 @@ def load_oasis(
         G, D, EMA: a state dict, a path to `{which_iter}_{G,D,EMA}.pth`, or None (skipped; EMA is returned
             only when given).
         channel_order: 'condgen' (networks read condgen's label maps) or 'oasis' (the original's order).
+        repo: 'oasis' or 'dpgan' (DP-GAN's checkpoints: the same flags and file names).
     Returns:
         `{'G': ..., 'D': ..., 'EMA': ...}` in eval mode.
     """
     if channel_order not in ("condgen", "oasis"):
         raise ValueError(f"channel_order={channel_order!r}; choose 'condgen' or 'oasis'")
-    cfg = parse_oasis_flags(flags)
+    cfg = parse_oasis_flags(flags, repo)
     nets = build_oasis(cfg, ["G", "D"] + (["EMA"] if EMA is not None else []))
     for name, source in (("G", G), ("D", D), ("EMA", EMA)):
         if source is None:
@@ -183,36 +210,46 @@ def load_oasis(
         if channel_order == "condgen":
             state = to_condgen_channels(state, name, cfg)
         net = nets[name]
-        load_official_state(net, state, type(net).OFFICIAL_RENAMES, what=f"OASIS {name}")
+        load_official_state(net, state, type(net).OFFICIAL_RENAMES, what=f"{repo} {name}")
     return {k: v.eval() for k, v in nets.items()}
 
 
 def oasis_config_gin(cfg: OASISConfig, flags: str) -> str:
     """Gin bindings that rebuild the converted networks through `build_gan`."""
     s = cfg.spec
+    G, D = cfg.names
+    if cfg.repo == "dpgan":
+        condition = [
+            "DPGANGenerator.condition = @LabelPyramidCondition", f"LabelPyramidCondition.z_dim = {cfg.z_dim}",
+            "train.objective = @DPGANObjective", f"DPGANObjective.dontcare_channel = {cfg.dontcare}",
+        ]
+    else:
+        noise = "@LabelMapCondition" if cfg.no_3dnoise else "@NoiseCondition"
+        condition = [
+            f"OASISGenerator.condition = {noise}", f"NoiseCondition.z_dim = {cfg.z_dim}",
+            f"OASISObjective.dontcare_channel = {cfg.dontcare}",
+        ]
     lines = [
-        "# Converted from an original OASIS checkpoint by `python -m condgen.convert oasis`.",
+        f"# Converted from an original {cfg.repo} checkpoint by `python -m condgen.convert {cfg.repo}`.",
         f"# Original flags: {flags}",
         f"DataSpec.label_nc = {s.label_nc}",
         f"DataSpec.contain_dontcare_label = {s.contain_dontcare_label}",
         "DataSpec.instance_edges = False",
         f"DataSpec.crop_size = {s.crop_size}",
         f"DataSpec.aspect_ratio = {s.aspect_ratio}",
-        "build_gan.generator = @OASISGenerator",
-        "build_gan.discriminator = @OASISDiscriminator",
+        f"build_gan.generator = @{G}",
+        f"build_gan.discriminator = @{D}",
         "build_gan.encoder = None",
-        f"OASISGenerator.ngf = {cfg.channels_G}",
-        f"OASISGenerator.condition = {'@LabelMapCondition' if cfg.no_3dnoise else '@NoiseCondition'}",
-        f"NoiseCondition.z_dim = {cfg.z_dim}",
+        f"{G}.ngf = {cfg.channels_G}",
+        *condition,
         f"SPADEResBlock.spectral = {cfg.spectral}",
-        f"OASISDiscriminator.spectral = {cfg.spectral}",
-        f"OASISObjective.dontcare_channel = {cfg.dontcare}",
+        f"{D}.spectral = {cfg.spectral}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def convert_main(flags: str, checkpoint_dir: Path, which: str, out: Path) -> int:
-    """`python -m condgen.convert oasis ...`: a condgen run dir with G (the EMA weights when present), D and
+def convert_main(flags: str, checkpoint_dir: Path, which: str, out: Path, repo: str = "oasis") -> int:
+    """`python -m condgen.convert {oasis,dpgan} ...`: a run dir with G (the EMA weights when present), D and
     `ema` (the EMA generator, `load_networks(..., ema=True)`)."""
     import sys
 
@@ -230,13 +267,13 @@ def convert_main(flags: str, checkpoint_dir: Path, which: str, out: Path) -> int
         )
         return 2
     sources = {n: (f if f.is_file() else None) for n, f in files.items()}
-    nets = load_oasis(flags, **sources)
+    nets = load_oasis(flags, **sources, repo=repo)
     run_nets = {"G": nets.get("EMA", nets["G"]), "D": nets["D"]}
     if "EMA" in nets:
         run_nets["ema"] = nets["EMA"]
-    cfg = parse_oasis_flags(flags)
+    cfg = parse_oasis_flags(flags, repo)
     meta = {
-        "repo": "oasis",
+        "repo": repo,
         "flags": flags,
         "loaded": {n: str(f) for n, f in sources.items() if f},
         "G_is": "EMA" if "EMA" in nets else "G",

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from condgen.convert.keys import load_official_state, read_state_dict
 from condgen.data.spec import DataSpec
 
-REPOS = ("spade", "ccfpse")
+REPOS = ("spade", "ccfpse", "clade")  # clade: tzt101/CLADE, a SPADE fork (--norm_mode, --add_dist)
 
 # Defaults the official dataset classes set through `modify_commandline_options` (reference §1.11).
 # Explicit flags override them, as in the official parsers.
@@ -174,9 +174,10 @@ def parse_official_flags(repo: str, flags: str | Sequence[str]) -> OfficialConfi
     for name in ("label_nc", "ngf", "ndf", "crop_size", "load_size", "z_dim", "num_D", "n_layers_D"):
         p.add_argument(f"--{name}", type=int)
     p.add_argument("--aspect_ratio", type=float)
-    for name in ("contain_dontcare_label", "no_instance", "use_vae"):
+    for name in ("contain_dontcare_label", "no_instance", "use_vae", "add_dist"):
         p.add_argument(f"--{name}", action="store_true", default=None)
-    for name in ("netG", "netD", "norm_G", "norm_D", "norm_E", "num_upsampling_layers", "preprocess_mode"):
+    for name in ("netG", "netD", "norm_G", "norm_D", "norm_E", "num_upsampling_layers", "preprocess_mode",
+                 "norm_mode"):
         p.add_argument(f"--{name}")
     for name in _NON_ARCH_FLAGS:
         p.add_argument(name)
@@ -222,7 +223,18 @@ def parse_official_flags(repo: str, flags: str | Sequence[str]) -> OfficialConfi
     common = dict(
         crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio, ngf=ngf, z_dim=z_dim, use_vae=use_vae
     )
-    if netG == "spade":
+    norm_mode = args.norm_mode or ("clade" if repo == "clade" else "spade")
+    if norm_mode not in ("spade", "clade") or (norm_mode == "clade" and repo != "clade"):
+        raise ValueError(f"--norm_mode {norm_mode!r}: only the CLADE code base (repo 'clade') has "
+                         "'clade'; choose 'spade' or 'clade'")
+    if args.add_dist and norm_mode != "clade":
+        raise ValueError("--add_dist (ICPE) needs --norm_mode clade")
+    if netG == "spade" and norm_mode == "clade":
+        spectral, param_free, _ = _norm_string(args.norm_G or "spectralspadesyncbatch3x3", "--norm_G")
+        gen = "CLADEICPEGenerator" if args.add_dist else "CLADEGenerator"
+        gkw = dict(common, num_upsampling_layers=o["num_upsampling_layers"], norm_param_free=param_free,
+                   spectral=spectral, instance_edge=spec.instance_edges, icpe=bool(args.add_dist))
+    elif netG == "spade":
         spectral, param_free, k = _norm_string(args.norm_G or "spectralspadesyncbatch3x3", "--norm_G")
         gen, gkw = (
             "SPADEGenerator",
@@ -286,6 +298,12 @@ def _generator_args(cfg: OfficialConfig) -> tuple[type[nn.Module], dict[str, Any
         param_free, k, spectral = kw.pop("norm_param_free"), kw.pop("norm_kernel_size"), kw.pop("spectral")
         norm = partial(SPADE, param_free=param_free, kernel_size=k)
         kw["block"] = partial(SPADEResBlock, norm=norm, spectral=spectral)
+    elif cfg.generator in ("CLADEGenerator", "CLADEICPEGenerator"):
+        from condgen.blocks.clade import CLADE, CLADEResBlock
+
+        norm = partial(CLADE, param_free=kw.pop("norm_param_free"), instance_edge=kw.pop("instance_edge"),
+                       icpe=kw.pop("icpe"))
+        kw["block"] = partial(CLADEResBlock, norm=norm, spectral=kw.pop("spectral"))
     return get(cfg.generator, "generator").cls, kw
 
 

@@ -30,6 +30,7 @@ from condgen.convert.keys import load_official_state, read_state_dict, rename_of
 from condgen.convert.official import DATASET_DEFAULTS
 from condgen.data.spec import DataSpec
 
+_BLOCKS = Path(__file__).resolve().parents[1] / "gin" / "blocks"
 ORIGINAL_CLASSES = 19  # the original builds fc_mu0..fc_mu18 in every style-using ACE, whatever label_nc is
 _VALUE_FLAGS = {"dataset_mode": str, "label_nc": int, "crop_size": int, "aspect_ratio": float, "ngf": int,
                 "ndf": int, "n_layers_D": int, "num_D": int, "num_upsampling_layers": str}
@@ -88,24 +89,36 @@ def parse_sean_flags(flags: str | Sequence[str]) -> SEANConfig:
     )
 
 
-def build_sean(cfg: SEANConfig, *, style_classes: int | None = ORIGINAL_CLASSES) -> dict[str, nn.Module]:
+def build_sean(
+    cfg: SEANConfig,
+    *,
+    style_classes: int | None = ORIGINAL_CLASSES,
+    style_dim: int = 512,
+    encoder_widths: tuple[int, int, int, int] = (32, 64, 128, 256),
+    names: tuple[str, ...] = ("G", "D"),
+) -> dict[str, nn.Module]:
     """Freshly initialised condgen G and D with the architecture of `cfg` (G holding `style_classes`
-    per-class MLPs per layer, at least semantic_nc: 19 for an original checkpoint)."""
+    per-class MLPs per layer, at least semantic_nc: 19 for an original checkpoint; the original's style
+    width 512 and encoder widths unless a checkpoint says otherwise)."""
     from condgen.blocks.sean import ACE, SEANResBlock
     from condgen.networks.patch_discriminator import MultiscalePatchDiscriminator
     from condgen.networks.sean_generator import SEANGenerator
 
     classes = max(style_classes or 0, cfg.semantic_nc)
-    G = SEANGenerator(
-        cfg.semantic_nc,
-        crop_size=cfg.spec.crop_size,
-        aspect_ratio=cfg.spec.aspect_ratio,
-        ngf=cfg.ngf,
-        num_upsampling_layers=cfg.num_upsampling_layers,
-        block=partial(SEANResBlock, norm=partial(ACE, style_classes=classes)),
-    )
-    D = MultiscalePatchDiscriminator(cfg.semantic_nc, **cfg.D, last_stride=2)
-    return {"G": G, "D": D}
+    build = {
+        "G": lambda: SEANGenerator(
+            cfg.semantic_nc,
+            crop_size=cfg.spec.crop_size,
+            aspect_ratio=cfg.spec.aspect_ratio,
+            ngf=cfg.ngf,
+            num_upsampling_layers=cfg.num_upsampling_layers,
+            style_dim=style_dim,
+            encoder_widths=encoder_widths,
+            block=partial(SEANResBlock, norm=partial(ACE, style_classes=classes)),
+        ),
+        "D": lambda: MultiscalePatchDiscriminator(cfg.semantic_nc, **cfg.D, last_stride=2),
+    }
+    return {name: build[name]() for name in names}
 
 
 def from_original(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -163,6 +176,65 @@ def to_original(state: Mapping[str, Tensor], *, classes: int = ORIGINAL_CLASSES)
     return out
 
 
+def widths_of(state: Mapping[str, Tensor]) -> dict:
+    """Style width, encoder widths and per-class MLP count of a (renamed) SEAN G state dict."""
+    enc = [state[f"style_encoder.model.{i}.weight"] for i in (1, 4, 7, 10, 14)]
+    fc_mu = next(v for k, v in state.items() if k.endswith(".fc_mu.weight"))
+    return {"style_dim": enc[4].shape[0], "style_classes": fc_mu.shape[0],
+            # a transposed conv's weight is (in, out, k, k)
+            "encoder_widths": (enc[0].shape[0], enc[1].shape[0], enc[2].shape[0], enc[3].shape[1])}
+
+
+def sean_config_gin(cfg: SEANConfig, widths: dict, flags: str) -> str:
+    """Gin bindings that rebuild the converted networks through `build_gan`."""
+    s = cfg.spec
+    lines = [
+        "# Converted from an original SEAN checkpoint by `python -m condgen.convert sean`.",
+        f"# Original flags: {flags}",
+        *[line for name in ("sean_generator.gin", "ms_patch_discriminator.gin")
+          for line in (_BLOCKS / name).read_text().splitlines()],  # inlined: a saved config has no includes
+        f"DataSpec.label_nc = {s.label_nc}",
+        f"DataSpec.contain_dontcare_label = {s.contain_dontcare_label}",
+        f"DataSpec.instance_edges = {s.instance_edges}",
+        f"DataSpec.crop_size = {s.crop_size}",
+        f"DataSpec.aspect_ratio = {s.aspect_ratio}",
+        f"SEANGenerator.ngf = {cfg.ngf}",
+        f"SEANGenerator.num_upsampling_layers = '{cfg.num_upsampling_layers}'",
+        f"SEANGenerator.style_dim = {widths['style_dim']}",
+        f"SEANGenerator.encoder_widths = {tuple(widths['encoder_widths'])}",
+        f"ACE.style_classes = {widths['style_classes']}    # the original's 19 MLPs, unused beyond label_nc",
+        f"MultiscalePatchDiscriminator.ndf = {cfg.D['ndf']}",
+        f"MultiscalePatchDiscriminator.n_layers = {cfg.D['n_layers']}",
+        f"MultiscalePatchDiscriminator.num_D = {cfg.D['num_D']}",
+        "MultiscalePatchDiscriminator.last_stride = 2",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def convert_main(flags: str, checkpoint_dir: Path, which: str, out: Path) -> int:
+    """`python -m condgen.convert sean ...`: a condgen run dir from `{which}_net_G.pth` (and `_D.pth`)."""
+    import sys
+
+    from condgen.convert.export import write_run_dir
+
+    files = {n: checkpoint_dir / f"{which}_net_{n}.pth" for n in ("G", "D")}
+    if not files["G"].is_file():
+        found = ", ".join(sorted(f.name for f in checkpoint_dir.glob("*.pth")))
+        print(f"error: {files['G']} not found (found: {found or 'no .pth files'}); check --checkpoint_dir "
+              "and --which_epoch (the released SEAN model is CelebA-HQ_pretrained/latest_net_G.pth)",
+              file=sys.stderr)
+        return 2
+    sources = {n: (f if f.is_file() else None) for n, f in files.items()}
+    nets = load_sean(flags, **sources)
+    cfg = parse_sean_flags(flags)
+    widths = widths_of(nets["G"].state_dict())
+    meta = {"repo": "sean", "flags": flags, "loaded": {n: str(f) for n, f in sources.items() if f},
+            "freshly_initialised": [n for n, f in sources.items() if f is None]}
+    path = write_run_dir(out, nets, sean_config_gin(cfg, widths, flags), cfg.spec, meta)
+    print(f"wrote {path} (networks: G, D; loaded: {', '.join(meta['loaded'])})")
+    return 0
+
+
 def load_sean(
     flags: str | Sequence[str] = "",
     G: Mapping[str, Tensor] | str | Path | None = None,
@@ -177,10 +249,14 @@ def load_sean(
         `{'G': ..., 'D': ...}` in eval mode.
     """
     cfg = parse_sean_flags(flags)
-    nets = build_sean(cfg)
-    if G is not None:
-        state = from_original(read_state_dict(G, "SEAN G"))
+    state = None if G is None else from_original(read_state_dict(G, "SEAN G"))
+    if state is None:
+        nets = build_sean(cfg)
+    else:
+        with torch.device("meta"):  # every value comes from the file: skip initialising 93M+ parameters
+            nets = {"G": build_sean(cfg, names=("G",), **widths_of(state))["G"].to_empty(device="cpu")}
         load_official_state(nets["G"], state, what="SEAN G")
+        nets["D"] = build_sean(cfg, names=("D",))["D"]
     if D is not None:
         load_official_state(nets["D"], read_state_dict(D, "SEAN D"), what="SEAN D")
     return {k: v.eval() for k, v in nets.items()}

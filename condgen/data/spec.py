@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import gin
+from torch import Tensor
 
+from condgen.data.labels import encode_labels
 from condgen.data.labels import semantic_nc as _semantic_nc
 
 
@@ -37,6 +39,31 @@ class DataSpec:
     def size(self) -> tuple[int, int]:
         """(H, W) of the images."""
         return round(self.crop_size / self.aspect_ratio), self.crop_size
+
+    def encode(self, label: Tensor, instance: Tensor | None = None, *, source: str = "label map") -> Tensor:
+        """Label ids (b, 1, H, W) or (b, H, W) -> the networks' `seg`: THE label route of condgen.
+
+        Training (`condgen.train.setup.to_device`) and inference (`SynthesisPipeline.encode`) both call it,
+        so the conventions live here once: id 255 (unlabelled) becomes the don't-care id `label_nc` when the
+        dataset has that channel (datasets map it already; user label PNGs still carry 255), and a model
+        with instance edges needs the instance map.
+        """
+        label = label.long()
+        if self.contain_dontcare_label:
+            label = label.masked_fill(label == 255, self.label_nc)
+        if self.instance_edges and instance is None:
+            raise ValueError(
+                f"{source}: this model was trained with instance edges; give the instance maps "
+                "(--instances DIR with files named like the label maps)"
+            )
+        return encode_labels(
+            label,
+            self.label_nc,
+            contain_dontcare_label=self.contain_dontcare_label,
+            instance=instance if self.instance_edges else None,
+            instance_edges=self.instance_edges,
+            source=source,
+        )
 
 
 @runtime_checkable

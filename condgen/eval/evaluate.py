@@ -38,7 +38,8 @@ from condgen.eval.metrics import (
 from condgen.eval.metrics.fid import resize_filter
 from condgen.eval.segmenters import Segmenter
 from condgen.eval.split import GENERATED_SPLIT, collate_items, eval_dataset, shard
-from condgen.eval.synthesize import encode_seg, generate, latent_kind, latents, load_generator
+from condgen.infer.latents import generate, latents
+from condgen.infer.pipeline import SynthesisPipeline
 from condgen.rundir import eval_path
 
 __all__ = [
@@ -132,7 +133,7 @@ def bound_metrics(metrics: list[Metric] | None = None) -> list[Metric] | None:
 
 @torch.no_grad()
 def evaluate(
-    source: str | Path,
+    source: str | Path | SynthesisPipeline,
     *,
     out: str | Path | None = None,
     split: str = "val",
@@ -150,7 +151,11 @@ def evaluate(
     progress: bool = False,
     **metric_options: Any,
 ) -> dict:
-    """Evaluate a run (directory, checkpoint or converted official folder); returns the metrics record.
+    """Evaluate a model (a `SynthesisPipeline`, or a run directory, checkpoint, converted official or
+    `save_pretrained` folder); returns the metrics record.
+
+    The evaluation runs with the run's gin config active (`pipe.config_scope()`: its dataset bindings build
+    the split), plus `bindings`; gin's global config is as before afterwards.
 
     Args:
         out: metrics JSON path; default `default_out` (`<run>/eval/<split>_step<N>_<features>.json`).
@@ -175,19 +180,39 @@ def evaluate(
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     device, t0 = state.device, time.perf_counter()
     run_user_imports(bindings)  # the user's own imports come before the run's saved config is read
-    gan, spec, info = load_generator(source, ema=ema, device=str(device))
+    if isinstance(source, SynthesisPipeline):
+        pipe = source
+    else:
+        pipe = SynthesisPipeline.from_pretrained(source, ema=ema, device=str(device))
+    with pipe.config_scope():
+        return _evaluate(
+            pipe, state, device, t0, source=pipe.provenance.get("source", source), out=out, split=split,
+            num_images=num_images, dataset=dataset, bindings=bindings, metrics=metrics, segmenter=segmenter,
+            segmenter_options=segmenter_options, latent=latent, seed=seed, batch_size=batch_size,
+            cache=cache, progress=progress, metric_options=metric_options,
+        )
+
+
+def _evaluate(
+    pipe: SynthesisPipeline, state: Any, device: Any, t0: float, *, source: Any, out: Any, split: str,
+    num_images: int | None, dataset: Any, bindings: tuple[str, ...], metrics: list[Metric] | None,
+    segmenter: Any, segmenter_options: dict | None, latent: str, seed: int, batch_size: int, cache: Any,
+    progress: bool, metric_options: dict[str, Any],
+) -> dict:
+    """`evaluate`'s body, with the run's config active."""
+    spec, info = pipe.spec, pipe.provenance
     if bindings:
         gin.parse_config(list(bindings))
     ds = eval_dataset(spec, dataset=dataset, split=split, num_images=num_images)
     n = len(ds) if num_images is None else min(num_images, len(ds))
     if n < 2:
         raise ValueError(f"evaluation needs at least 2 images, the {split} split gives {n}")
-    kind = latent_kind(gan.G)
-    if latent not in ("random", "encode") or (latent == "encode" and gan.E is None):
+    kind = pipe.latent_kind
+    if latent not in ("random", "encode") or (latent == "encode" and pipe.E is None):
         raise ValueError(f"latent={latent!r}: choose 'random', or 'encode' for a run with a VAE encoder")
     metrics = metrics if metrics is not None else bound_metrics() or default_metrics(**metric_options)
     ctx = EvalContext(
-        gan, spec, ds, n, split, seed, device, state, segmenter, cache, batch_size, segmenter_options
+        pipe, spec, ds, n, split, seed, device, state, segmenter, cache, batch_size, segmenter_options
     )
     for m in metrics:
         m.setup(ctx)
@@ -195,7 +220,7 @@ def evaluate(
 
     # --- the generation pass: one image per label map of this process's shard
     def make_fake(b: dict, label: Tensor, seg: Tensor, real: Tensor, idx: list[int]) -> Tensor:
-        return _fake(gan, seg, real, idx, seed=seed, latent=latent)
+        return _fake(pipe, seg, real, idx, seed=seed, latent=latent)
 
     parts = _protocol_pass(ctx, metrics, make_fake, progress=progress)
     if parts is None:  # not the main process
@@ -298,12 +323,13 @@ def evaluate_images(
     if metrics is None:
         metrics = bound_metrics() or default_metrics(**metric_options)
         if real is None:  # without photos only the segmentation score on generated images exists
-            metrics = [m for m in metrics if isinstance(m, SegmentationScore)]
-    needs_real = [type(m).__name__ for m in metrics if not isinstance(m, SegmentationScore | LPIPSDiversity)]
-    if real is None and needs_real:
-        raise ValueError(f"{', '.join(needs_real)} compare with real photos: pass --real DIR")
+            metrics = [m for m in metrics if isinstance(m, SegmentationScore | LPIPSDiversity)]
     if any(isinstance(m, LPIPSDiversity) and m.maps for m in metrics):
         raise ValueError("diversity needs several samples per label map; a results folder holds one")
+    metrics = [m for m in metrics if not isinstance(m, LPIPSDiversity)]
+    needs_real = [type(m).__name__ for m in metrics if not isinstance(m, SegmentationScore)]
+    if real is None and needs_real:
+        raise ValueError(f"{', '.join(needs_real)} compare with real photos: pass --real DIR")
     spec, n = ds.spec, len(ds)
     ctx = EvalContext(
         None, spec, ds, n, "given", 0, device, state, segmenter, cache, batch_size, segmenter_options
@@ -358,7 +384,7 @@ def _protocol_pass(ctx: EvalContext, metrics: list[Metric], make_fake: Any, *, p
         b = collate_items(ds, idx)
         label = b["label"].to(device)
         real = b["image"].to(device) if "image" in b else None
-        seg = encode_seg(label, spec, b["instance"].to(device) if "instance" in b else None)
+        seg = spec.encode(label, b["instance"].to(device) if "instance" in b else None)
         t = time.perf_counter()
         fake = make_fake(b, label, seg, real, idx)
         t_gen += time.perf_counter() - t
@@ -420,16 +446,22 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _short_sha(digest: Any) -> str:
+    """12 hex digits of a digest; a description such as 'random(seed=0)' in full."""
+    text = str(digest)
+    return text[:12] if all(c in "0123456789abcdef" for c in text) else text
+
+
 def protocol_line(p: dict) -> str:
     """One sentence with every protocol field that changes the numbers."""
     h, w = p["resolution"]
     parts = [f"{p['images']} {p['dataset']} {p['split']} images at {h}x{w} (real: {p['real_resize_filter']})"]
     f = p.get("features")
     if f:
-        sha = str(f["weights_sha256"])[:12]
-        resize = f", resize {f['resize']}" if f.get("resize") else ""
+        sha = _short_sha(f["weights_sha256"])
+        resize = f" resize {f['resize']}," if f.get("resize") else ""
         parts.append(
-            f"FID/KID features {f['name']} (sha256 {sha}{resize}), KID {p['kid_subsets']} subsets of "
+            f"FID/KID features {f['name']} (sha256 {sha}),{resize} KID {p['kid_subsets']} subsets of "
             f"{p['kid_subset_size']}"
         )
     seg = p.get("segmenter")
@@ -446,7 +478,7 @@ def protocol_line(p: dict) -> str:
     for key in ("fd_dinov2", "cmmd", "precision_recall", "density_coverage"):
         if p.get(key):
             f, k = p[key]["features"], p[key].get("k")
-            sha = str(f["weights_sha256"])[:12]
+            sha = _short_sha(f["weights_sha256"])
             seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, resize {f['resize']})"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")

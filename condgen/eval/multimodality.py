@@ -32,17 +32,18 @@ def multimodality(
     segmenter if it is in the cache, else no diversity) or None."""
     from condgen.data.landscapes import landscape
     from condgen.eval.diversity import SegmenterFeatureDistance
-    from condgen.eval.synthesize import encode_seg, generate, latent_kind, load_generator
+    from condgen.infer import SynthesisPipeline
 
-    gan, spec, info = load_generator(run)  # parses the run's config: train.dataset below is the run's
-    if latent_kind(gan.G) != "vae" or gan.E is None or _dataset() != "SyntheticLandscapes":
+    pipe = SynthesisPipeline.from_run(run)
+    gan, spec = pipe.gan, pipe.spec
+    if pipe.latent_kind != "vae" or gan.E is None or pipe.dataset.name != "SyntheticLandscapes":
         return {}
     h, w = spec.size
     scenes = [landscape(seed, i, h, w, split="val") for i in range(maps)]
     labels = torch.stack([torch.from_numpy(s["label"].astype("int64")) for s in scenes])[:, None]
     photos = torch.stack([torch.from_numpy(s["image"]).permute(2, 0, 1) for s in scenes]).float() / 127.5 - 1
-    seg = encode_seg(labels, spec, source="validation landscapes")
-    out: dict[str, Any] = {"maps": maps, "samples": samples, "step": info.get("step")}
+    seg = pipe.encode(labels, source="validation landscapes")
+    out: dict[str, Any] = {"maps": maps, "samples": samples, "step": pipe.provenance.get("step")}
 
     # style: every photo's posterior mean on the first map
     mu, _ = gan.E(photos)
@@ -55,20 +56,11 @@ def multimodality(
     if segmenter is None:
         out["seg_diversity"] = None
         return out
-    fakes = [generate(gan, seg, list(range(maps)), seed=seed, sample=k) for k in range(samples)]
+    fakes = [pipe.generate(seg, list(range(maps)), seed=seed, sample=k) for k in range(samples)]
     distance = SegmenterFeatureDistance(segmenter)
     pairs = [distance(fakes[a], fakes[b]) for a, b in combinations(range(samples), 2)]
     out["seg_diversity"] = float(f"{float(torch.stack(pairs).mean()):.4g}")  # tiny when z is ignored
     return out
-
-
-def _dataset() -> str | None:
-    import gin
-
-    try:
-        return gin.query_parameter("train.dataset").selector.split(".")[-1]
-    except (ValueError, AttributeError):
-        return None
 
 
 def _cached_landscape_segmenter() -> Any:

@@ -2,6 +2,8 @@
 
 from condgen.networks import (  # noqa: F401
     ccfpse_generator,
+    clade_generator,
+    dpgan,
     fpse_discriminator,
     generator,
     oasis_discriminator,

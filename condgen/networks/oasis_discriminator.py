@@ -105,12 +105,16 @@ class OASISDiscriminator(nn.Module):
 
     def forward(self, img: Tensor, seg: Tensor | None = None) -> Tensor:
         """img: (b, 3, H, W) in [-1, 1], H and W divisible by 64; seg is not read (the image only)."""
+        return self.unet(img)[0]
+
+    def unet(self, img: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """(logits, the 6 down blocks' outputs, the 6 up blocks' outputs) for an image batch."""
         if img.dim() != 4 or img.shape[1] != 3:
             raise ValueError(f"img must be (b, 3, H, W) RGB in [-1, 1], got shape {tuple(img.shape)}")
         h, w = img.shape[-2:]
         if h % 2**NUM_LEVELS or w % 2**NUM_LEVELS:
             raise ValueError(f"OASISDiscriminator needs H and W divisible by 64, got {h}x{w}")
-        x, skips = img, []
+        x, skips, ups = img, [], []
         for block in self.body_down:
             x = block(x)
             skips.append(x)
@@ -118,7 +122,8 @@ class OASISDiscriminator(nn.Module):
             if i > 0:
                 x = torch.cat([skips[NUM_LEVELS - 1 - i], x], dim=1)
             x = block(x)
-        return self.layer_up_last(x)
+            ups.append(x)
+        return self.layer_up_last(x), skips, ups
 
     def split(self, outputs: Tensor) -> DiscriminatorSplit:
         """The per-pixel logits as the one map; no features (feature matching does not apply)."""

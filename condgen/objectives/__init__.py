@@ -5,7 +5,7 @@ D step; the training loop only sums, backpropagates and steps. `Pix2PixHDObjecti
 `OASISObjective` is OASIS's; `SEANObjective` SEAN's.
 """
 
-from condgen.objectives import base, oasis, pix2pixhd, sean  # noqa: F401
+from condgen.objectives import base, dpgan, oasis, pix2pixhd, sean  # noqa: F401
 from condgen.objectives.base import Objective
 from condgen.objectives.oasis import OASISObjective
 from condgen.objectives.pix2pixhd import Pix2PixHDObjective

@@ -278,6 +278,34 @@ def label_layout(x: Tensor, *, detect: bool = True, what: str = "a condition map
     return _worth(layout, mode)
 
 
+@torch.compiler.disable
+def label_ids(x: Tensor, size: tuple[int, int] | None = None, *, num_labels: int | None = None) -> Tensor:
+    """(N, h, w) int64 label ids of the one-hot map in x's first `num_labels` channels, nearest-resized to
+    `size` (as `F.interpolate(x, size, mode='nearest')[:, :num_labels].argmax(1)`).
+
+    Layers that only look a value up per label (CLADE's class tables, a positional map) call this instead
+    of resizing the one-hot map: with a known or detectable layout (any label count, in 'auto' too: a
+    lookup needs no dense pass to pay off) the ids are resized, one id map per size, shared by every layer;
+    else ('off', soft labels) the dense resize and argmax, the official computation.
+    """
+    size = tuple(x.shape[-2:]) if size is None else tuple(int(s) for s in size)
+    k = x.shape[1] if num_labels is None else num_labels
+    layout = None
+    if label_sparse_mode() != "off":
+        known = _attached(x)
+        if known is None and not x.requires_grad:
+            known, _ = _detect(x)
+            _attach(x, known)
+        layout = known or None
+    # a layout counting one channel more has an all-zero instance-edge channel among its labels: same ids
+    if layout is not None and layout.offset == 0 and (num_labels is None or layout.num_labels in (k, k + 1)):
+        return layout.at(size).ids.long()
+    head = x[:, :k]
+    if tuple(head.shape[-2:]) != size:
+        head = F.interpolate(head, size=size, mode="nearest")
+    return head.argmax(1)
+
+
 # 'auto' leaves maps with fewer label channels than this to the dense conv. Measured (benchmarks.label_sparse
 # op, 64 px, batch 4, 1 CPU thread, one generator pass of shared convs): 9 labels 0.5x, 16 0.8x, 32 1.2x
 # (benchmarks/RESULTS.md); Cityscapes (35), ADE20K (151) and COCO-Stuff (184) are above it.
@@ -305,6 +333,8 @@ def cat_labels(
     front = [] if before is None else [before]
     out = torch.cat([*front, resized, *features], 1)
     base = label_layout(seg, what="the label map")
+    if base is None and label_sparse_mode() != "off" and isinstance(_attached(seg), LabelLayout):
+        base = _attached(seg)  # too few labels for sparse convs (they re-check), but lookups use the ids
     if base is not None:
         base, shift = base.at(size), sum(t.shape[1] for t in front)
         parts = [(0, before)] if before is not None else []

@@ -10,6 +10,8 @@
     GET  /checkpoint            the checkpoint served: {"step", "checkpoint", "newer_step"} (a run still
                                 training: the step of a newer checkpoint, else null)
     POST /reload                serve the run's newest checkpoint -> {"reloaded", "step", "checkpoint"}
+    GET|POST /region_style,     a SEAN model's style panel: photos read per region, a style per class
+    POST /region_synthesize     (see condgen/paint/region_styles.py)
     POST /synthesize            an id-map PNG in the body; ?seed=&samples=&style= ->
                                 {"images": [data URLs], "ms": [per image], "seed"}; ?format=png: the first
                                 image as a PNG
@@ -35,6 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from condgen.paint.model import MAX_BYTES, InputError, PaintModel, data_url, png_bytes
+from condgen.paint.region_styles import RegionStyles
 from condgen.rundir import read_state
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -56,6 +59,19 @@ async def _body(request: Request) -> bytes:
             raise InputError(f"the upload is over the {MAX_BYTES // 2**20} MiB limit", 413)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _json(request: Request) -> dict:
+    """A JSON object body (size-limited like every upload)."""
+    import json
+
+    try:
+        body = json.loads(await _body(request))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"the request body is not JSON ({err})") from None
+    if not isinstance(body, dict):
+        raise InputError("the request body must be a JSON object")
+    return body
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -177,6 +193,19 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
         data = await _body(request)
         return JSONResponse(await run_in_threadpool(model.add_style, data))
 
+    regions = RegionStyles(model)
+
+    async def region_style(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(regions.info())
+        body = await _json(request)
+        return JSONResponse(await run_in_threadpool(regions.add, body))
+
+    async def region_synthesize(request: Request) -> Response:
+        seed = _int(request, "seed", 0)
+        body = await _json(request)
+        return JSONResponse(await run_in_threadpool(regions.synthesize, body, seed=seed))
+
     async def synthesize(request: Request) -> Response:
         seed = _int(request, "seed", 0)
         samples = _int(request, "samples", 1)
@@ -202,6 +231,8 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
         Route("/labels", guarded(labels), methods=["POST"]),
         Route("/style", guarded(style), methods=["POST"]),
         Route("/synthesize", guarded(synthesize), methods=["POST"]),
+        Route("/region_style", guarded(region_style), methods=["GET", "POST"]),
+        Route("/region_synthesize", guarded(region_synthesize), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     from starlette.middleware import Middleware
@@ -213,4 +244,5 @@ def create_app(model: PaintModel, *, allowed_hosts: list[str] | None = None) -> 
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     app = Starlette(routes=routes, middleware=middleware)
     app.state.model = model
+    app.state.region_styles = regions
     return app

@@ -1,8 +1,8 @@
 """What the painter's server does, without the web: load a run, read and check label maps, synthesize.
 
-`PaintModel(run)` loads the generator once (`condgen.eval.synthesize.load_generator`, so any run directory,
-checkpoint folder or converted official checkpoint). Label maps go through the same code as
-`experiments/synthesize.py`: `encode_seg` turns the id map into the generator's input and `generate` draws
+`PaintModel(run)` holds one `SynthesisPipeline` (a run directory, checkpoint folder, converted official
+checkpoint, `save_pretrained` folder or a pipeline already loaded). Label maps go through the same code as
+`condgen synthesize`: `pipe.encode` turns the id map into the generator's input and `pipe.generate` draws
 the latent from (seed, 0, sample), so the painter and the batch script give the same image for the same map
 and seed. Every problem with an input raises `InputError` with a message for the user and an HTTP status.
 """
@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from condgen.paint.classes import class_table, dataset_name
+from condgen.infer.latents import to_uint8_image
+from condgen.infer.pipeline import SynthesisPipeline
+from condgen.paint.classes import class_table
 from condgen.rundir import LATEST_FILE, CheckpointError, latest_checkpoint
 
 MAX_BYTES = 16 * 2**20  # uploads larger than this are refused (413)
@@ -111,11 +113,6 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def to_uint8_image(img: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8, rounded as `condgen.eval.synthesize` writes its PNGs."""
-    return ((img.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
 class PaintModel:
     """A loaded run plus everything the page needs: classes, examples, label decoding, synthesis, styles.
 
@@ -127,15 +124,23 @@ class PaintModel:
     """
 
     def __init__(
-        self, run: str | Path, *, ema: bool = False, device: str = "cpu", examples: str | Path | None = None
+        self,
+        run: str | Path | SynthesisPipeline,
+        *,
+        ema: bool = False,
+        device: str = "cpu",
+        examples: str | Path | None = None,
     ) -> None:
-        self.run = Path(run)
         self.device, self.ema = device, ema
         self.lock = threading.Lock()  # one synthesis at a time: the networks are shared
         self.styles: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
-        self._load(self.run)
-        self.dataset = dataset_name(self.run)
-        self.classes = class_table(self.spec, self.dataset)
+        if isinstance(run, SynthesisPipeline):
+            self._serve(run)
+        else:
+            self._serve(SynthesisPipeline.from_pretrained(run, ema=ema, device=device))
+        self.run = Path(str(self.pipe.provenance.get("source")))
+        self.dataset = self.pipe.dataset.name
+        self.classes = class_table(self.pipe.dataset)
         self.n_ids = len(self.classes)
         folder = Path(examples) if examples is not None else self.run / "examples"
         self._example_files = (
@@ -144,12 +149,12 @@ class PaintModel:
         self._landscape_examples = self.dataset == "SyntheticLandscapes"
         self.last_labels: np.ndarray | None = None  # the id map of the latest /synthesize (for tests)
 
-    def _load(self, path: Path) -> None:
-        from condgen.eval.synthesize import latent_kind, load_generator
-
-        self.gan, self.spec, self.info = load_generator(path, ema=self.ema, device=self.device)
-        self.multimodal = latent_kind(self.gan.G) is not None  # a VAE z or 3-D noise (OASIS)
-        self.has_encoder = getattr(self.gan, "E", None) is not None
+    def _serve(self, pipe: SynthesisPipeline) -> None:
+        self.pipe = pipe
+        self.device = pipe.device
+        self.gan, self.spec, self.info = pipe.gan, pipe.spec, pipe.provenance
+        self.multimodal = pipe.latent.multimodal  # a VAE z or 3-D noise (OASIS)
+        self.has_encoder = pipe.E is not None
 
     # ----- a run still training
     def newer_checkpoint(self) -> Path | None:
@@ -167,19 +172,17 @@ class PaintModel:
 
         A run keeps its data spec, so a checkpoint with another one is another model: refused (409), and the
         served one stays. Encoded styles are dropped (the encoder changed)."""
-        from condgen.eval.synthesize import load_generator
-
         newer = self.newer_checkpoint()
         if newer is not None:
             try:
-                gan, spec, info = load_generator(newer, ema=self.ema, device=self.device)
+                pipe = SynthesisPipeline.from_run(newer, ema=self.ema, device=self.device)
             except (FileNotFoundError, KeyError, ValueError, CheckpointError) as err:
                 raise InputError(f"cannot reload {newer}: {err}", 409) from None
-            if spec != self.spec:
+            if pipe.spec != self.spec:
                 raise InputError(f"{newer} is not the model being served (its data spec differs)", 409)
-            info["source"] = str(self.run)
+            pipe.provenance["source"] = str(self.run)
             with self.lock:
-                self.gan, self.info = gan, info
+                self._serve(pipe)
                 self.styles.clear()
         return {"reloaded": newer is not None, "step": self.info.get("step"),
                 "checkpoint": self.info.get("checkpoint")}
@@ -357,7 +360,7 @@ class PaintModel:
     # ----- styles
     def add_style(self, data: bytes) -> dict[str, Any]:
         """Encode a style photo with the VAE encoder; returns its key for /synthesize and a preview."""
-        from condgen.eval.synthesize import encode_style
+        from condgen.infer.latents import encode_style
 
         if not self.has_encoder:
             raise InputError(
@@ -381,8 +384,6 @@ class PaintModel:
     ) -> dict[str, Any]:
         """Images for one id map: `samples` latents from (seed, 0, k), or the style's posterior (sample 0 its
         mean). Returns {'images': [(H, W, 3) uint8], 'ms': [milliseconds per image], ...}."""
-        from condgen.eval.synthesize import encode_seg, generate
-
         h, w = self.size
         if ids.shape != (h, w):
             raise InputError(f"label map: {ids.shape[1]}x{ids.shape[0]} pixels, this model paints {w}x{h}")
@@ -411,10 +412,10 @@ class PaintModel:
         self.last_labels = ids.copy()
         images, ms = [], []
         with self.lock:
-            seg = encode_seg(label, self.spec, instance, source="painted label map").to(self.device)
+            seg = self.pipe.encode(label, instance, source="painted label map")
             for k in range(samples):
                 start = time.perf_counter()
-                fake = generate(self.gan, seg, [0], seed=seed, sample=k, style=stats)[0].cpu()
+                fake = self.pipe.generate(seg, [0], seed=seed, sample=k, style=stats)[0].cpu()
                 ms.append((time.perf_counter() - start) * 1000)
                 images.append(to_uint8_image(fake))
         return {"images": images, "ms": ms, "seed": seed, "samples": samples, "style": style}

@@ -35,6 +35,29 @@ class GAN:
         return {name: net for name, net in (("G", self.G), ("D", self.D), ("E", self.E)) if net is not None}
 
 
+def paper_names(gan: GAN) -> tuple[str, str]:
+    """CC-FPSE Table 2 names of the generator and discriminator ('CC w/ FP', 'FP+SE', ...)."""
+    G, D = gan.G, gan.D
+    block = type(getattr(G, "head_0", None)).__name__
+    pyramid = type(getattr(G, "condition", None)).__name__ == "FeaturePyramidCondition"
+    g = {"SPADEResBlock": "SPADE", "CCResBlock": "CC"}.get(block, type(G).__name__)
+    if type(G).__name__ == "OASISGenerator":
+        g = "OASIS"
+    elif type(getattr(G, "condition", None)).__name__ == "NoiseCondition":
+        g += " + 3-D noise"
+    if g == "CC":
+        g += " w/ FP" if pyramid else " w/o FP"
+    elif pyramid:
+        g += " w/ FP"
+    se = bool(getattr(D, "semantic_embedding", False))
+    d = {
+        "MultiscalePatchDiscriminator": "MsPatch",
+        "FPSEDiscriminator": "FP",
+        "OASISDiscriminator": "OASIS U-Net",
+    }.get(type(D).__name__, type(D).__name__)
+    return g, d + ("+SE" if se else "")
+
+
 @gin.configurable
 def build_gan(
     spec: DataSpec,

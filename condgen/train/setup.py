@@ -20,11 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from condgen.data.errors import DataError
-from condgen.data.labels import encode_labels
 from condgen.data.spec import DataSpec
 from condgen.objectives.base import Objective
 from condgen.train import schedule
-from condgen.train.build import GAN, build_gan, convert_sync_batchnorm
+from condgen.train.build import GAN, build_gan, convert_sync_batchnorm, paper_names
 from condgen.train.data import batches_per_epoch
 from condgen.train.speed import SpeedOptions
 from condgen.train.state import install_portable_hooks
@@ -315,15 +314,12 @@ def note_idle_cores(num_processes: int) -> None:
 
 
 def to_device(batch: dict, spec: DataSpec, device: torch.device) -> tuple[Tensor, Tensor]:
-    """A loader batch -> (seg one-hot (+ edges), real image) on the device."""
-    label = batch["label"].to(device, non_blocking=True)
+    """A loader batch -> (seg one-hot (+ edges), real image) on the device (`DataSpec.encode`, the one label
+    route that inference uses too)."""
     instance = batch.get("instance")
-    seg = encode_labels(
-        label,
-        spec.label_nc,
-        contain_dontcare_label=spec.contain_dontcare_label,
-        instance=instance.to(device, non_blocking=True) if instance is not None else None,
-        instance_edges=spec.instance_edges,
+    seg = spec.encode(
+        batch["label"].to(device, non_blocking=True),
+        instance.to(device, non_blocking=True) if instance is not None else None,
         source=f"batch of {batch.get('path', ['?'])[0]}",
     )
     return seg, batch["image"].to(device, non_blocking=True)
@@ -344,7 +340,15 @@ def checkpoint_state(run: Run, step: int, epoch: int) -> dict[str, Any]:
         "seed": s.seed,
         "models": files,
         "spec": dataclasses.asdict(run.spec),
+        # what a user of the model needs and cannot rebuild from the networks: resolved once, here
+        "dataset": dataset_record(run.data),
+        "paper_names": dict(zip(("G", "D"), paper_names(run.gan), strict=True)),
     }
+
+
+def dataset_record(data: Any) -> dict[str, Any]:
+    """`state.json`'s `dataset`: the registry name of the training set's class and its class names."""
+    return {"name": type(data).__name__, "classes": list(getattr(data, "CLASS_NAMES", ()) or ())}
 
 
 def warn_layout_change(state: dict, run: Run) -> None:

@@ -240,7 +240,10 @@ def nonfinite_tensors(modules: dict[str, nn.Module | None]) -> list[str]:
 
 def load_weights(ckpt: str | Path, name: str = "G") -> dict[str, torch.Tensor]:
     """One network's state dict from a checkpoint: name 'G', 'D', 'E' or 'ema' (the EMA generator)."""
-    ckpt = resolve_checkpoint(ckpt)
+    return _read_weights(resolve_checkpoint(ckpt), name)
+
+
+def _read_weights(ckpt: Path, name: str) -> dict[str, torch.Tensor]:
     if name == "ema":
         path = ckpt / "ema.safetensors"
     else:
@@ -261,6 +264,27 @@ def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tup
     `python -m condgen.convert` writes a run directory too (one checkpoint and `convert.json` naming the
     official files), so all three load the same way. Networks come back in eval mode on `device`.
     """
+    for _ in range(RACE_RETRIES):
+        ckpt = resolve_checkpoint(path)
+        try:
+            return _load_checkpoint_networks(ckpt, path, ema=ema, device=device)
+        except Exception:
+            if (ckpt / STATE_FILE).is_file():
+                raise  # the checkpoint is still there: a real problem with it
+            # A trainer saving often with keep_last pruned it between our reading `latest` and opening its
+            # files; the run's new latest is complete (renamed into place only when written), so take it.
+    raise CheckpointError(
+        f"{path}: its checkpoints were replaced {RACE_RETRIES} times while loading (a trainer saving every "
+        "few steps with a small keep_last?); load a step_<N> folder it keeps, or try again"
+    )
+
+
+RACE_RETRIES = 8
+
+
+def _load_checkpoint_networks(
+    ckpt: Path, path: str | Path, *, ema: bool, device: str
+) -> tuple[Any, Any, dict]:
     import gin
 
     from condgen.config import install_reader, saved_config
@@ -268,7 +292,6 @@ def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tup
     from condgen.rundir import CONVERT_FILE
     from condgen.train.build import build_gan
 
-    ckpt = resolve_checkpoint(path)
     problem = checkpoint_problem(ckpt)
     if problem:
         older, _ = resumable_checkpoint(ckpt.parent)
@@ -284,7 +307,7 @@ def load_run(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tup
     spec = DataSpec(**state["spec"])
     gan = build_gan(spec)
     for name, net in gan.named().items():
-        net.load_state_dict(load_weights(ckpt, "ema" if (name == "G" and ema) else name))
+        net.load_state_dict(_read_weights(ckpt, "ema" if (name == "G" and ema) else name))
         net.to(device).eval()
     info = {"source": str(path), "kind": "condgen run", "checkpoint": str(ckpt), "step": state.get("step"),
             "ema": ema}

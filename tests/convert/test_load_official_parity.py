@@ -6,17 +6,10 @@ import torch.nn.functional as F
 
 from condgen.convert.official import load_official
 from tests.conftest import load_fixture
+from tests.fixtures.compact import nested_max_error
 from tests.parity.saturated import generate_with_logits, mismatch_beyond_roundoff
 
 TOL = 1e-5
-
-
-def _nested_max_err(ours, theirs) -> float:
-    if isinstance(theirs, (list, tuple)):
-        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), "nesting differs from official"
-        return max(_nested_max_err(o, t) for o, t in zip(ours, theirs, strict=True))
-    assert ours.shape == theirs.shape
-    return (ours - theirs).abs().max().item()
 
 
 @pytest.mark.parametrize(
@@ -39,8 +32,8 @@ def test_load_official_matches_official_outputs(repo, name):
             fake, logits = generate_with_logits(G, seg, fx["z"])
             errors[f"fake_{mode}"] = mismatch_beyond_roundoff(fake, logits, fx[f"fake_{mode}"], TOL)
             # D sees the official image, so D's parity does not inherit G's round-off
-            errors[f"d_fake_{mode}"] = _nested_max_err(D(fx[f"fake_{mode}"], seg), fx[f"d_fake_{mode}"])
-            errors[f"d_real_{mode}"] = _nested_max_err(D(fx["img"], seg), fx[f"d_real_{mode}"])
+            errors[f"d_fake_{mode}"] = nested_max_error(D(fx[f"fake_{mode}"], seg), fx[f"d_fake_{mode}"])
+            errors[f"d_real_{mode}"] = nested_max_error(D(fx["img"], seg), fx[f"d_real_{mode}"])
             mu, logvar = E(fx["img"])
             errors[f"mu_{mode}"] = (mu - fx[f"mu_{mode}"]).abs().max().item()
             errors[f"logvar_{mode}"] = (logvar - fx[f"logvar_{mode}"]).abs().max().item()

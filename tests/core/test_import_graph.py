@@ -2,8 +2,8 @@
 
 Layers, low to high (a module may import its own layer and those below it):
 registry/utils/config/weights/fetch
--> data -> ops -> blocks -> networks -> losses -> objectives -> train -> eval
--> report/convert/paint -> cli. Imports inside functions count too (they are still dependencies).
+-> data -> ops -> blocks -> networks -> losses -> objectives -> train -> infer -> eval
+-> report/convert/paint/export -> cli. Imports inside functions count too (they are still dependencies).
 The package face (`condgen/__init__.py`) imports the built-in packages so that their blocks register; it is
 the one module allowed above everything, and nothing imports it back (`from condgen import x`).
 """
@@ -23,8 +23,9 @@ LAYERS = [
     {"losses"},
     {"objectives"},
     {"train"},
+    {"infer"},
     {"eval"},
-    {"report", "leaderboard", "convert", "paint"},
+    {"report", "leaderboard", "convert", "paint", "export"},
     {"cli", "__main__"},
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}

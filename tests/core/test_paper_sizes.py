@@ -26,6 +26,17 @@ OFFICIAL = {
     "oasis_ade20k.gin": {"G": 74_314_691, "D": 22_258_904},
     "oasis_coco.gin": {"G": 75_199_427, "D": 22_260_984},
     "oasis_cityscapes.gin": {"G": 71_107_523, "D": 22_251_364},
+    # CLADE fixture README section 7 (tzt101/CLADE defaults); ICPE adds 6 per CLADE layer (18 layers)
+    "clade_coco.gin": {"G": 72_505_383, "D": 5_904_514},
+    "clade_ade20k.gin": {"G": 71_427_267, "D": 5_836_930},
+    "clade_cityscapes.gin": {"G": 67_901_991, "D": 5_601_410},
+    "clade_icpe_coco.gin": {"G": 72_505_491},
+    "clade_icpe_ade20k.gin": {"G": 71_427_375},
+    "clade_icpe_cityscapes.gin": {"G": 67_902_099},
+    # DP-GAN fixture README section 9 (sj-li/DP_GAN defaults; COCO-Stuff: OASIS's 183 channels)
+    "dpgan_ade20k.gin": {"G": 70_615_683, "D": 22_924_890},
+    "dpgan_cityscapes.gin": {"G": 69_513_219, "D": 22_917_350},
+    "dpgan_coco.gin": {"G": 70_919_811, "D": 22_926_970},
     # SEAN (ZPdesu/SEAN fixture README section 6). CelebAMask-HQ (19 classes) is the original's exact size.
     # The original builds 19 per-class style MLPs whatever label_nc is (and then fails on classes >= 19);
     # condgen builds one per label channel: 15 style-using ACEs x (512 x 512 + 512) = 3,939,840 per class.

@@ -18,7 +18,7 @@ import gin
 import pytest
 import torch
 
-from tests.conftest import PARITY_DIR
+from tests.conftest import load_fixture
 from tests.docs.blocks import runnable_blocks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,11 +61,9 @@ def _official_label_maps(cwd: Path) -> None:
 
 def _official_checkpoints(cwd: Path) -> None:
     """The parity fixtures' official state dicts where the official code saves them, and its outputs."""
-    if not PARITY_DIR.is_dir():
-        pytest.skip(f"parity fixtures not found at {PARITY_DIR} (set CONDGEN_PARITY_DIR)")
     for name, folder in (("spade_ngf2_label12_vae.pt", "coco_pretrained"),
                          ("ccfpse_ngf2_label12_vae.pt", "coco_best")):
-        fx = torch.load(PARITY_DIR / name, weights_only=True)
+        fx = load_fixture(name)
         (cwd / "checkpoints" / folder).mkdir(parents=True)
         for net in ("G", "D", "E"):
             torch.save(fx[net], cwd / "checkpoints" / folder / f"latest_net_{net}.pth")
@@ -83,17 +81,12 @@ def _official(cwd: Path) -> None:
 
 def _paper_segmenter_weights(cwd: Path) -> None:
     """Synthetic DeepLabV2 weights (the segmenter parity fixture's spec) saved as the released file."""
-    import importlib.util
+    from tests.eval.conftest import segmenter_fixture
+    from tests.fixtures.segmenter_weights import synthetic_state_dict
 
-    folder = Path(os.environ.get("CONDGEN_SEGMENTER_FIXTURES", PARITY_DIR.parent / "segmenters"))
-    if not folder.is_dir():
-        pytest.skip(f"segmenter parity fixtures not found at {folder} (set CONDGEN_SEGMENTER_FIXTURES)")
-    spec = importlib.util.spec_from_file_location("make_weights", folder / "make_weights.py")
-    make_weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(make_weights)
-    fx = torch.load(folder / "deeplabv2_cocostuff.pt", weights_only=True)
+    fx = segmenter_fixture("deeplabv2_cocostuff")
     (cwd / "weights").mkdir()
-    torch.save(make_weights.deterministic_state_dict(fx["spec"], fx["fixed"]),
+    torch.save(synthetic_state_dict(fx["spec"], fx["fixed"]),
                cwd / "weights" / "deeplabv2_resnet101_msc-cocostuff164k-100000.pth")
 
 

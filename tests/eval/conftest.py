@@ -67,10 +67,10 @@ def tiny_segmenter(tmp_path_factory):
     return load_segmenter("landscape", recipe=recipe, cache=tmp_path_factory.mktemp("seg"))
 
 
+# Shipped in tests/fixtures/segmenters (outputs sampled); CONDGEN_SEGMENTER_FIXTURES: the full originals
 SEGMENTER_FIXTURES = Path(
     __import__("os").environ.get(
-        "CONDGEN_SEGMENTER_FIXTURES",
-        Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "segmenters",
+        "CONDGEN_SEGMENTER_FIXTURES", Path(__file__).resolve().parents[1] / "fixtures" / "segmenters"
     )
 )
 # registry name -> (fixture file, its spec fields, their released file names)
@@ -90,31 +90,25 @@ PAPER_FILES = {
 
 
 def segmenter_fixture(name: str) -> dict:
-    """A paper-segmenter parity fixture; skips with a clear message only when the folder is absent."""
-    if not SEGMENTER_FIXTURES.is_dir():
-        pytest.skip(
-            f"segmenter parity fixtures not found at {SEGMENTER_FIXTURES} (set CONDGEN_SEGMENTER_FIXTURES)"
-        )
+    """A paper-segmenter parity fixture (large outputs sampled: compare with `tests.fixtures.compact`)."""
     import torch
 
-    return torch.load(SEGMENTER_FIXTURES / PAPER_FILES[name][0], weights_only=True)
+    path = SEGMENTER_FIXTURES / PAPER_FILES[name][0]
+    if not path.is_file():
+        raise FileNotFoundError(f"segmenter parity fixture {path} is missing: unset "
+                                f"CONDGEN_SEGMENTER_FIXTURES to use the shipped ones, or regenerate them "
+                                f"(python -m tests.fixtures.make_segmenters)")
+    return torch.load(path, weights_only=True)
 
 
 @pytest.fixture(scope="session")
 def paper_weights(tmp_path_factory):
-    """The three paper segmenters' synthetic weights (fixture `spec` + make_weights.py) saved as the released
-    files would be, in a torch.hub checkpoint folder: {name: [paths]}, plus the fixtures' sha256 check."""
-    import importlib.util
-
+    """The three paper segmenters' synthetic weights (fixture `spec` + tests/fixtures/segmenter_weights.py)
+    saved as the released files would be, in a torch.hub checkpoint folder: {name: [paths]}, plus the
+    fixtures' sha256 check."""
     import torch
 
-    if not SEGMENTER_FIXTURES.is_dir():
-        pytest.skip(
-            f"segmenter parity fixtures not found at {SEGMENTER_FIXTURES} (set CONDGEN_SEGMENTER_FIXTURES)"
-        )
-    spec = importlib.util.spec_from_file_location("make_weights", SEGMENTER_FIXTURES / "make_weights.py")
-    mw = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mw)
+    from tests.fixtures.segmenter_weights import state_dict_sha256, synthetic_state_dict
     folder = tmp_path_factory.mktemp("torch_home") / "hub" / "checkpoints"
     folder.mkdir(parents=True)
     out, digests = {}, {}
@@ -122,8 +116,8 @@ def paper_weights(tmp_path_factory):
         fx = segmenter_fixture(name)
         out[name] = []
         for part, filename in zip(parts, released, strict=True):
-            sd = mw.deterministic_state_dict(fx[f"spec{part}"], fx["fixed"])
-            digests[(name, part)] = (mw.state_dict_sha256(sd), fx[f"weights_sha256{part}"])
+            sd = synthetic_state_dict(fx[f"spec{part}"], fx["fixed"])
+            digests[(name, part)] = (state_dict_sha256(sd), fx[f"weights_sha256{part}"])
             torch.save(sd, folder / filename)
             out[name].append(folder / filename)
             del sd

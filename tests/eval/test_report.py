@@ -50,12 +50,42 @@ def test_compare_cli_names_the_files(spade_run, tiny_segmenter, tmp_path):
         cache=tmp_path / "c",
         kid_subsets=5,
     )
-    assert main([str(spade_run), "--out", str(tmp_path), "--name", "mine", "--maps", "2"]) == 0
+    out = tmp_path / "report"
+    assert main([str(spade_run), "--out", str(out), "--name", "mine", "--maps", "2"]) == 0
     assert {"mine.md", "mine.html", "mine_losses.png", "mine_metrics.png", "mine_samples.png"} <= {
-        p.name for p in tmp_path.iterdir()
+        p.name for p in out.iterdir()
     }
     with pytest.raises(SystemExit):  # one name for two runs
-        main([str(spade_run), str(spade_run), "--out", str(tmp_path), "--names", "one"])
+        main([str(spade_run), str(spade_run), "--out", str(out), "--names", "one"])
+
+
+def test_compare_writes_only_into_its_own_folders_and_leaves_nothing_on_failure(
+    spade_run, tmp_path, capsys, monkeypatch
+):
+    """docs/training.md, "What survives what": the output-folder rule (`condgen.rundir.output_dir`)."""
+    from condgen import report
+    from condgen.cli.compare import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("# my own report\n")
+    assert main([str(spade_run), "--out", str(mine), "--maps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {mine} is a folder that is not empty (report.md)" in err and "Choose a new" in err
+    assert [p.name for p in mine.iterdir()] == ["report.md"] and "my own" in (mine / "report.md").read_text()
+
+    def broken(*args, **kwargs):
+        raise ValueError("no validation maps to sample")
+
+    monkeypatch.setattr(report, "sample_grid", broken)  # fails after losses.png and metrics.png are written
+    assert main([str(spade_run), "--out", str(tmp_path / "new"), "--maps", "1"]) == 2
+    assert "no validation maps" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    assert main([str(spade_run), "--out", str(tmp_path / "empty"), "--maps", "1"]) == 2
+    assert (tmp_path / "empty").is_dir() and not any((tmp_path / "empty").iterdir())
+    monkeypatch.undo()
+    assert main([str(spade_run), "--out", str(tmp_path / "empty"), "--maps", "1"]) == 0
+    assert main([str(spade_run), "--out", str(tmp_path / "empty"), "--maps", "1"]) == 0  # its own: again
 
 
 def test_different_protocols_are_flagged(spade_run, vae_run, tiny_segmenter, tmp_path):

@@ -1,9 +1,9 @@
 """The paper segmenters compute what the original code computes (fixtures written by running it on CPU).
 
-The weights are regenerated from each fixture's `spec` with its `make_weights.py` (checked bit for bit by
-`weights_sha256`), saved as the released files would be and loaded strictly through condgen's loader. Outputs
-must match to <= 1e-4 x std (the fixture README's tolerance; thread noise is ~5e-6 x std), the UperNet
-softmax to 1e-6, the preprocessing to 1e-5.
+The weights are regenerated from each fixture's `spec` by tests/fixtures/segmenter_weights.py (checked bit
+for bit by `weights_sha256`), saved as the released files would be and loaded strictly through condgen's
+loader. Outputs (sampled: tests/fixtures/compact.py) must match to <= 1e-4 x std (the fixture README's
+tolerance; thread noise is ~5e-6 x std), the UperNet softmax to 1e-6, the preprocessing to 1e-5.
 """
 
 import pytest
@@ -17,6 +17,7 @@ from condgen.eval.segmenters import (
 )
 from condgen.networks.segmenters import StateDictMismatchError, count_parameters
 from tests.eval.conftest import segmenter_fixture
+from tests.fixtures.compact import max_error, shape_of, std_of
 
 PARAMS = {
     "deeplabv2_cocostuff": (55_919_384,),
@@ -31,9 +32,9 @@ PREPROCESSING = {
 pytestmark = pytest.mark.slow  # ~2-3 s per network (weights regenerated once per session)
 
 
-def _close(out: torch.Tensor, ref: torch.Tensor, what: str) -> float:
-    assert out.shape == ref.shape, (what, tuple(out.shape), tuple(ref.shape))
-    err = ((out - ref).abs().max() / ref.std()).item()
+def _close(out: torch.Tensor, ref, what: str) -> float:
+    assert tuple(out.shape) == shape_of(ref), (what, tuple(out.shape), shape_of(ref))
+    err = max_error(out, ref) / std_of(ref)
     print(f"{what}: max|diff| / std = {err:.2e}")
     assert err <= 1e-4, f"{what}: max|diff| = {err:.2e} x std > 1e-4"
     return err
@@ -93,7 +94,7 @@ def test_upernet_matches(paper_weights):
     fx = segmenter_fixture("upernet101_ade20k")
     net = _net("upernet101_ade20k", paper_weights)
     _close(net(fx["input"]), fx["output_logits_quarter"], "UperNet logits 57x83")
-    assert (net.softmax_at(fx["input"], (57, 83)) - fx["output"]).abs().max() <= 1e-6
+    assert max_error(net.softmax_at(fx["input"], (57, 83)), fx["output"]) <= 1e-6
     logits = net(fx["input_protocol"])
     _close(logits, fx["output_protocol_logits_quarter"], "UperNet logits 256x256")
     up = F.interpolate(logits, (256, 256), mode="bilinear", align_corners=False)

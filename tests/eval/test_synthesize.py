@@ -97,6 +97,26 @@ def test_cli_writes_the_same_images(spade_run, maps, tmp_path):
     )
 
 
+def test_synthesize_out_never_writes_among_the_users_files(spade_run, maps, tmp_path, capsys):
+    from condgen.cli.synthesize import main
+
+    labels, _ = maps
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("index.html", "grid.png", "report.md"):
+        (mine / name).write_text(f"my {name}\n")
+    assert main(["--run", str(spade_run), "--labels", str(labels), "--out", str(mine)]) == 2
+    assert "is a folder that is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["grid.png", "index.html", "report.md"]
+    assert (mine / "index.html").read_text() == "my index.html\n"
+    out = tmp_path / "out"  # a failure (here: samples of a label-only model) leaves no folder behind
+    assert main(["--run", str(spade_run), "--labels", str(labels), "--out", str(out), "--samples", "3"]) == 2
+    assert not out.exists()
+    for _ in range(2):  # its own folder: written again
+        assert main(["--run", str(spade_run), "--labels", str(labels), "--out", str(out)]) == 0
+    assert (out / "index.html").is_file() and (out / ".condgen-output").is_file()
+
+
 def test_converted_official_folder_loads(tmp_path):
     from condgen.convert.export import official_config_gin, write_run_dir
     from condgen.convert.official import load_official, parse_official_flags
@@ -137,7 +157,7 @@ def test_noise_model_samples_per_map_from_the_cli(oasis_run, maps, tmp_path):
 
 
 def test_local_resampling_redraws_only_where_the_class_is(oasis_run, maps, tmp_path, monkeypatch):
-    import condgen.eval.resample as resample
+    import condgen.infer.resample as resample
 
     labels, _ = maps
     real_local_resample = resample.local_resample

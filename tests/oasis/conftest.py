@@ -1,6 +1,5 @@
-"""The OASIS parity fixture (`/work/shared/fixtures/oasis`, or $CONDGEN_OASIS_DIR) and its recipe module."""
+"""The OASIS parity fixture (shipped in tests/fixtures/oasis; $CONDGEN_OASIS_DIR: the full original one)."""
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -8,23 +7,25 @@ import pytest
 import torch
 
 from tests.conftest import REPO, one_thread
+from tests.fixtures import recipe
+from tests.fixtures.make_oasis import one_hot
 
 _one_thread = pytest.fixture(autouse=True)(one_thread)  # small tensors; the cores are shared
-OASIS_DIR = Path(os.environ.get("CONDGEN_OASIS_DIR", REPO.parent / "shared" / "fixtures" / "oasis"))
+OASIS_DIR = Path(os.environ.get("CONDGEN_OASIS_DIR", REPO / "tests" / "fixtures" / "oasis"))
 
 
 @pytest.fixture(scope="session")
 def oasis_fx() -> dict:
     path = OASIS_DIR / "oasis_tiny.pt"
     if not path.is_file():
-        pytest.skip(f"OASIS parity fixture not found at {path} (set CONDGEN_OASIS_DIR)")
-    return torch.load(path, weights_only=True)
+        raise FileNotFoundError(f"OASIS parity fixture {path} is missing: unset CONDGEN_OASIS_DIR to use the "
+                                f"shipped one, or regenerate it (python -m tests.fixtures.make_oasis)")
+    fx = torch.load(path, weights_only=True)
+    fx.setdefault("label_onehot", one_hot(fx["label"], fx["opt"]["semantic_nc"]))
+    return fx
 
 
 @pytest.fixture(scope="session")
 def oasis_recipe():
-    """The fixture's own recipe helper (numpy + torch, no OASIS code), imported from the fixture folder."""
-    spec = importlib.util.spec_from_file_location("oasis_fixture_recipe", OASIS_DIR / "recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The fixtures' parameter recipe (tests/fixtures/recipe.py; numpy + torch, no OASIS code)."""
+    return recipe

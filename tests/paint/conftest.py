@@ -71,3 +71,37 @@ def coco_run(tmp_path_factory) -> Path:
     assert json.loads((run / "convert.json").read_text())["flags"] == flags
     gin.clear_config()
     return run
+
+
+SEAN_TINY = """
+include 'base/train.gin'
+include 'base/landscapes.gin'
+include 'blocks/sean_generator.gin'
+include 'blocks/ms_patch_discriminator.gin'
+SEANGenerator.ngf = 4
+SEANGenerator.style_dim = 8
+SEANGenerator.encoder_widths = (4, 4, 4, 4)
+ACE.hidden = 8
+MultiscalePatchDiscriminator.ndf = 4
+SyntheticLandscapes.crop_size = 64
+"""
+
+
+@pytest.fixture(scope="session")
+def sean_run(tmp_path_factory) -> Path:
+    """A tiny SEAN (64 px, 8-wide styles) on the landscapes, random weights; the style weights are enlarged
+    so that a region's style visibly changes its pixels."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    base = tmp_path_factory.mktemp("paint")
+    (base / "sean.gin").write_text(SEAN_TINY)
+    run = random_run(base / "sean", base / "sean.gin")
+    path = run / "step_0" / "G.safetensors"
+    state = load_file(str(path))
+    generator = torch.Generator().manual_seed(0)
+    for k, v in state.items():
+        if ".fc_mu." in k or ".conv_gamma." in k or ".blending_" in k:
+            state[k] = torch.randn(v.shape, generator=generator) * 0.5
+    save_file(state, str(path))
+    return run

@@ -270,3 +270,63 @@ def test_paper_size_spade_timing(browser, tmp_path):
         timings = [generate(browser)["ms"][0] for _ in range(3)]
         print(f"\npaper-size SPADE (ngf 64, 256 px): {statistics.median(timings):.0f} ms per image "
               f"(median of {timings}); live mode {'on' if live else 'off'}")
+
+
+@pytest.mark.slow
+def test_region_style_panel_in_the_browser(browser, sean_run, tmp_path):
+    """A SEAN model: the style panel reads two photos' regions (one with the painted map, one with its own
+    label map), the sky takes its style from the second photo, the slider mixes; the request the page
+    sends and the image it shows are checked against the server's side."""
+    driver = browser
+    model, server = serve(sean_run)
+    sky = CLASSES.index("sky")
+    a, b = landscape(0, 0, 64, 64, split="val"), landscape(0, 1, 64, 64, split="val")
+    with server as url:
+        driver.get(url)
+        wait(driver, "window.paint.ready")
+        assert driver.find_element("id", "region-panel").is_displayed()
+        painted = page_ids(driver)  # the first example: a's label map
+        assert np.array_equal(painted, a["label"])
+        driver.find_element("id", "region-photo").send_keys(str(png_file(tmp_path / "a.png", a["image"])))
+        wait(driver, "window.paintRegions.photos.length === 1")
+        driver.find_element("id", "region-labels").send_keys(
+            str(png_file(tmp_path / "b_ids.png", b["label"].astype(np.uint8))))
+        driver.find_element("id", "region-photo").send_keys(str(png_file(tmp_path / "b.png", b["image"])))
+        wait(driver, "window.paintRegions.photos.length === 2")
+        key_a, key_b = driver.execute_script("return window.paintRegions.photos.map((p) => p.style);")
+        assert driver.execute_script("return window.paintRegions.default;") == key_a
+        swatches = driver.find_elements("css selector", f"#region-classes tr[data-class='{sky}'] .swatch")
+        assert len(swatches) == 2  # both photos show sky
+
+        click(driver, f"#region-classes tr[data-class='{sky}'] input[value='{key_b}']")
+        click(driver, "#region-generate")
+        wait(driver, "window.paintRegions.lastResponse")
+        request = driver.execute_script("return window.paintRegions.lastRequest;")
+        assert request["default"] == key_a and request["regions"] == {str(sky): key_b}
+        assert request["mix"] is None
+        server_side = server.server.config.app.state.region_styles.last_request
+        assert np.array_equal(server_side["ids"], painted) and server_side["regions"] == {str(sky): key_b}
+        response = driver.execute_script("return window.paintRegions.lastResponse;")
+        shown = driver.find_element("css selector", "#results img").get_attribute("src")
+        assert shown == response["images"][0]
+        swapped = decode_url(shown)
+        assert response["ms"][0] > 0  # the server's time for the edit (tutorial 13 quotes it)
+
+        # back to a's sky, then the slider all the way to b's sky for the sky: the swapped image again
+        click(driver, f"#region-classes tr[data-class='{sky}'] input[value='{key_a}']")
+        driver.execute_script(
+            f"document.getElementById('region-mix-class').value = '{sky}';"
+            f"document.getElementById('region-mix-with').value = '{key_b}';"
+            "const s = document.getElementById('region-mix'); s.value = '1';"
+            "window.paintRegions.lastResponse = null; s.dispatchEvent(new Event('change'));")
+        wait(driver, "window.paintRegions.lastResponse")
+        request = driver.execute_script("return window.paintRegions.lastRequest;")
+        assert request["regions"] == {} and request["mix"] == {"class": sky, "with": key_b, "alpha": 1}
+        mixed = decode_url(driver.execute_script("return window.paintRegions.lastResponse.images[0];"))
+        assert np.array_equal(mixed, swapped)
+
+
+def decode_url(url: str) -> np.ndarray:
+    import base64
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))

@@ -12,6 +12,7 @@ from condgen.convert.keys import load_official_state
 from condgen.networks import fpse_discriminator, patch_discriminator
 from condgen.utils import count_parameters
 from tests.conftest import load_fixture
+from tests.fixtures.compact import nested_max_error, shape_of
 
 CASES = {
     "spade_ngf2_label12_vae.pt": (patch_discriminator.MultiscalePatchDiscriminator, patch_discriminator),
@@ -21,11 +22,7 @@ CASES = {
 
 def structure(x):
     """Nesting and shapes, to compare two nested outputs."""
-    return [structure(y) for y in x] if isinstance(x, (list, tuple)) else tuple(x.shape)
-
-
-def flatten(x):
-    return [t for y in x for t in flatten(y)] if isinstance(x, (list, tuple)) else [x]
+    return [structure(y) for y in x] if isinstance(x, (list, tuple)) else shape_of(x)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -46,9 +43,7 @@ def test_discriminator_matches_official(name):
         for which, ours in outputs.items():
             theirs = fx[f"d_{which}_{mode}"]
             assert structure(ours) == structure(theirs)
-            errors[f"{which}_{mode}"] = max(
-                (a - b).abs().max().item() for a, b in zip(flatten(ours), flatten(theirs), strict=True)
-            )
+            errors[f"{which}_{mode}"] = nested_max_error(ours, theirs)
     print(f"{name}: max abs error {errors}")
     assert max(errors.values()) <= 1e-5, errors
 

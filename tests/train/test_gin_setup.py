@@ -17,6 +17,7 @@ def checkpoint_config(run_dir, text):
     """A run directory whose one checkpoint holds `text` as its config.gin (what --resume compares with)."""
     ckpt = run_dir / "step_1"
     ckpt.mkdir(parents=True)
+    mark_run_dir(run_dir)
     (ckpt / "state.json").write_text('{"step": 1}')
     (ckpt / "config.gin").write_text(text)
 
@@ -98,6 +99,24 @@ def test_resume_rejects_a_changed_architecture(tmp_path):
     args.gin_bindings = ["train.max_steps = 50"]
     gin_setup.prepare(args)
     assert gin.query_parameter("train.max_steps") == 50
+
+
+def test_resume_refuses_another_dataset_unless_asked(tmp_path):
+    parse_gin([TINY], [])
+    from condgen.data.landscapes import SyntheticLandscapes
+
+    SyntheticLandscapes()
+    checkpoint_config(tmp_path, gin.config_str())  # what a trained run saves names train.dataset too
+    other = ["train.dataset = @CustomFolder", "CustomFolder.root = '/data/mine'", "CustomFolder.label_nc = 9"]
+    argv = ["--run_dir", str(tmp_path), "--resume", "--gin_bindings"]
+    with pytest.raises(ConfigError, match=r"train.dataset = @SyntheticLandscapes saved, @CustomFolder now"):
+        gin_setup.prepare(gin_setup.build_parser().parse_args(argv + other))
+    changed = r"SyntheticLandscapes.length = 8 saved, 16 now.*--allow_dataset_change"
+    with pytest.raises(ConfigError, match=changed):
+        gin_setup.prepare(gin_setup.build_parser().parse_args(argv + ["SyntheticLandscapes.length = 16"]))
+    gin_setup.prepare(gin_setup.build_parser().parse_args(argv + ["train.max_steps = 9"]))  # not the data
+    gin_setup.prepare(gin_setup.build_parser().parse_args(["--allow_dataset_change", *argv, *other]))
+    assert gin.query_parameter("train.dataset").selector.endswith("CustomFolder")
 
 
 def test_resume_compares_what_macros_stand_for(tmp_path):

@@ -61,3 +61,38 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["processes"] == 2
     assert len(set(summary["weights_sha256"])) == 1
+
+
+@pytest.mark.slow
+def test_a_killed_rank_leaves_one_line_naming_the_checkpoint_to_resume(tmp_path):
+    """kill -9 of one process of a 2-process run: the other exits within seconds with one line saying which
+    checkpoint --resume continues from, instead of gloo's traceback."""
+    import signal
+    import time
+
+    from condgen.rundir import LOCK_FILE, resumable_checkpoint
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           f"--master_port={free_port()}", str(REPO / "experiments" / "run.py"), "--gin", str(TINY),
+           "--run_dir", str(tmp_path),
+           "--gin_bindings", "train.max_steps = 100000", "train.save_every = 2", "train.sample_every = None"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=REPO)
+    try:
+        deadline = time.monotonic() + 80
+        while not (tmp_path / "step_2" / "state.json").is_file():
+            assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint came"
+            time.sleep(0.2)
+        rank0 = json.loads((tmp_path / LOCK_FILE).read_text())["pid"]  # the main process holds the lock
+        os.kill(rank0, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    ours = [line for line in err.splitlines() if "another training process of this run stopped" in line]
+    ckpt, _ = resumable_checkpoint(tmp_path)
+    assert len(ours) == 1 and "this is rank 1" in ours[0], err[-3000:]
+    assert ours[0].startswith("error: ") and ours[0].endswith(f"--resume continues from {ckpt} "
+                                                              f"(step {ckpt.name.split('_')[1]})")
+    assert "condgen/train/loop.py" not in err and "gloo" not in err, err[-3000:]

@@ -159,17 +159,23 @@ def test_a_new_run_is_marked(tmp_path):
 
 
 def test_a_folder_that_is_not_a_run_is_refused_untouched(tmp_path, capsys):
+    """Not even with a summary.json, a state.json or a step_1/ folder of its own: only a condgen checkpoint
+    (step_<N>/ with condgen's state.json) makes an unmarked folder an old condgen run."""
     mine = tmp_path / "mine"
     mine.mkdir()
-    (mine / "config.gin").write_text("my_setting = 1\n")
-    (mine / "metrics.jsonl").write_text('{"step": 7}\n')
+    files = {"config.gin": "my_setting = 1\n", "metrics.jsonl": "step 7: loss went down\n",
+             "summary.json": '{"mine": true}\n', "state.json": '{"step": 3}\n', "notes.md": "# my notes\n",
+             "step_1/state.json": '{"step": 1, "note": "my own"}\n'}
+    for name, text in files.items():
+        (mine / name).parent.mkdir(exist_ok=True)
+        (mine / name).write_text(text)
     for resume in (False, True):
         assert cli(mine, resume=resume) == 2
         err = capsys.readouterr().err
         assert f"--run_dir {mine} is a folder that is not empty" in err and "not a condgen run" in err
         assert "Choose a new --run_dir" in err and "Traceback" not in err
-    assert sorted(p.name for p in mine.iterdir()) == ["config.gin", "metrics.jsonl"]
-    assert (mine / "config.gin").read_text() == "my_setting = 1\n"
+    assert sorted(str(p.relative_to(mine)) for p in mine.rglob("*") if p.is_file()) == sorted(files)
+    assert all((mine / name).read_text() == text for name, text in files.items())
 
 
 def test_a_file_as_run_dir_is_named_a_file(tmp_path, capsys):

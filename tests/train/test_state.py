@@ -108,3 +108,33 @@ def test_load_weights_names_what_exists(tmp_path):
         st.load_weights(tmp_path / "step_1", "D")
     with pytest.raises(FileNotFoundError, match="ema_decay"):
         st.load_weights(tmp_path / "step_1", "ema")
+
+
+def test_loading_a_run_while_its_trainer_prunes_takes_the_new_latest(tmp_path, monkeypatch):
+    """A trainer saving every step with keep_last 1 removes the checkpoint `latest` named between our reading
+    it and opening its files: the load retries on the new latest, and never says the user's path is wrong."""
+    import json
+    import shutil
+
+    from condgen.train import state as st
+    from tests.paint.conftest import TINY, random_run
+
+    run = random_run(tmp_path / "run", TINY)
+    for step in (1, 2):
+        shutil.copytree(run / "step_0", run / f"step_{step}")
+        meta = json.loads((run / f"step_{step}" / "state.json").read_text())
+        (run / f"step_{step}" / "state.json").write_text(json.dumps(meta | {"step": step}))
+    shutil.rmtree(run / "step_0")
+    (run / "latest").write_text("step_1\n")
+    real, calls = st.checkpoint_problem, []
+
+    def pruned_meanwhile(ckpt):
+        calls.append(ckpt.name)
+        if ckpt.name == "step_1":  # the trainer saves step_2, points latest at it and prunes step_1
+            (run / "latest").write_text("step_2\n")
+            shutil.rmtree(run / "step_1")
+        return real(ckpt)
+
+    monkeypatch.setattr(st, "checkpoint_problem", pruned_meanwhile)
+    gan, spec, info = st.load_run(run)
+    assert calls == ["step_1", "step_2"] and info["step"] == 2 and info["checkpoint"] == str(run / "step_2")

@@ -65,7 +65,7 @@ class LPIPSDiversity(Metric):
     def extra_pass(self, ctx: EvalContext) -> None:
         from condgen.eval.diversity import mean_pairwise
         from condgen.eval.split import collate_items, shard
-        from condgen.eval.synthesize import encode_seg, generate, latent_kind
+        from condgen.infer.latents import generate, latent_kind
 
         self.ctx, self.total, self.count = ctx, 0.0, 0
         if latent_kind(ctx.gan.G) is None or self.maps <= 0:
@@ -75,7 +75,7 @@ class LPIPSDiversity(Metric):
         for i in shard(min(self.maps, ctx.num_images), ctx.state.num_processes, ctx.state.process_index):
             b = collate_items(ctx.dataset, [i])
             inst = b["instance"].to(ctx.device) if "instance" in b else None
-            seg = encode_seg(b["label"].to(ctx.device), ctx.spec, inst)
+            seg = ctx.spec.encode(b["label"].to(ctx.device), inst)
             samples = torch.cat(
                 [generate(ctx.gan, seg, [i], seed=ctx.seed, sample=s) for s in range(self.samples)]
             )

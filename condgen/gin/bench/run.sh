@@ -35,6 +35,8 @@ ablations/oasis/spade_g__oasis_d ablations/oasis/oasis_g__mspatch_d"
   CURVES="" NAME=synthetic_oasis NOTES=gin/bench/notes_oasis.md DIVERSITY=100
   TITLE="Synthetic benchmark: OASIS next to SPADE, and two crossed cells"
 fi
+# precision / recall (k=3) and density / coverage (k=5) in the segmenter's feature space ('' to leave them out)
+KNN=${KNN-"--metrics precision_recall density_coverage --knn_features segmenter"}
 TRAIN_ONLY=${TRAIN_ONLY:-0}                 # 1: train the cells, evaluate nothing
 # cells evaluated at every checkpoint (metric curves); the others only at their last one (saves CPU time)
 CURVES=${CURVES-"baseline_spade__mspatch ccfpse__fpse"}
@@ -54,7 +56,7 @@ for cell in $CELLS; do
     step=${ckpt##*_}
     [ -f "$run/eval/val_step${step}_segmenter.json" ] || \
       $PY -m condgen eval "$ckpt" --features segmenter --num_images "$IMAGES" --diversity_maps "$DIVERSITY" \
-        --diversity_features "$DIVERSITY_FEATURES"
+        --diversity_features "$DIVERSITY_FEATURES" $KNN
   done
 done
 

@@ -101,7 +101,7 @@ def exportable_copy(G: nn.Module, size: tuple[int, int] | None = None) -> tuple[
     Args:
         size: (H, W) of the exported image when not the trained one (fully convolutional generators only).
     """
-    G = copy.deepcopy(G).eval()
+    G = copy.deepcopy(G).cpu().eval()  # a file is device-free; onnxruntime checks it on the CPU
     notes = []
     folded = [m for m in G.modules() if parametrize.is_parametrized(m)]
     for m in folded:  # by hand: torch's remove_parametrizations edits the class the original shares
@@ -193,6 +193,7 @@ def export_generator(
     plain, notes = exportable_copy(G, size if size != spec.size else None)
     graph = LabelsToImage(plain, spec).eval()
     inputs = example_inputs(graph, size, batch=batch)
+    _check_call(graph, inputs, size)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     with torch.no_grad(), _dense_labels(notes, spec.semantic_nc):
@@ -220,6 +221,24 @@ def export_generator(
     return record
 
 
+def _check_call(graph: LabelsToImage, inputs: tuple, size: tuple[int, int]) -> None:
+    """The generator is called as `G(seg, z)` and returns the image: say so when it does not."""
+    want = (inputs[0].shape[0], 3, *size)
+    try:
+        with torch.no_grad(), use_label_sparse("off"):
+            image = graph(*inputs)
+    except Exception as e:
+        raise ExportError(
+            f"cannot export {type(graph.G).__name__}: calling it as G(seg, z) -> image failed ({e}); "
+            "export knows generators with that call (SPADE, CC-FPSE, OASIS and their variants)"
+        ) from e
+    if not isinstance(image, Tensor) or tuple(image.shape) != want:
+        got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+        raise ExportError(
+            f"cannot export {type(graph.G).__name__}: G(seg, z) gave {got}, not an image of shape {want}"
+        )
+
+
 def _describe_inputs(graph: LabelsToImage, size: tuple[int, int], batch: int) -> list[dict]:
     ids = "class ids" + (f", 255 = don't care (channel {graph.spec.label_nc})"
                          if graph.spec.contain_dontcare_label else "")
@@ -244,6 +263,11 @@ def _write_onnx(graph: LabelsToImage, inputs: tuple, path: Path) -> None:
             f"cannot export {type(graph.G).__name__} to ONNX (opset {OPSET}): "
             + (_blame(graph, inputs, op.group(1), "has no ONNX form") if op else str(e).splitlines()[0])
         ) from e
+    import onnx
+
+    if any(n.op_type in _ONNX_RANDOM for n in onnx.load(str(path)).graph.node):
+        path.unlink()
+        _refuse_randomness(graph, _trace(graph, inputs))
 
 
 @contextlib.contextmanager
@@ -263,6 +287,7 @@ def _no_stdout() -> Iterator[None]:
 
 def _write_torchscript(graph: LabelsToImage, inputs: tuple, path: Path) -> None:
     traced = torch.jit.trace(graph, inputs, check_trace=False)
+    _refuse_randomness(graph, traced)
     python = [n for n in traced.inlined_graph.nodes() if n.kind() == "prim::PythonOp"]
     if python:  # a custom autograd.Function or Python call: it cannot be saved, say where it is
         node = python[0]
@@ -273,12 +298,32 @@ def _write_torchscript(graph: LabelsToImage, inputs: tuple, path: Path) -> None:
     torch.jit.save(traced, str(path))
 
 
-def _blame(graph: LabelsToImage, inputs: tuple, op: str, what: str) -> str:
-    """'operator X (in block P, class C, file:line) has no ONNX form' from a trace of the graph."""
+_TORCH_RANDOM = {f"aten::{op}" for op in ("randn", "randn_like", "rand", "rand_like", "normal", "normal_",
+                                          "uniform_", "bernoulli", "bernoulli_", "randint", "multinomial")}
+_ONNX_RANDOM = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli",
+                "Multinomial"}
+
+
+def _refuse_randomness(graph: LabelsToImage, traced: Any) -> None:
+    drawn = [n for n in traced.inlined_graph.nodes() if n.kind() in _TORCH_RANDOM]
+    if drawn:
+        raise ExportError(
+            f"cannot export {type(graph.G).__name__}: it draws random numbers inside the network "
+            f"({drawn[0].kind()} {_where(graph, drawn[0])}), so the file would give another image at every "
+            "call and no parity could be checked; export takes the latent as an input (VAE z, 3-D noise) "
+            "and knows no input for this one"
+        )
+
+
+def _trace(graph: LabelsToImage, inputs: tuple) -> Any:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(graph, inputs, check_trace=False)
-    for node in traced.inlined_graph.nodes():
+        return torch.jit.trace(graph, inputs, check_trace=False)
+
+
+def _blame(graph: LabelsToImage, inputs: tuple, op: str, what: str) -> str:
+    """'operator X (in block P, class C, file:line) has no ONNX form' from a trace of the graph."""
+    for node in _trace(graph, inputs).inlined_graph.nodes():
         if node.kind() == op:
             return f"operator {op} {_where(graph, node)} {what}; give that block an exportable path"
     return f"operator {op} {what}"
@@ -297,7 +342,10 @@ def _check(G: nn.Module, spec: DataSpec, graph: LabelsToImage, path: Path, forma
            size: tuple[int, int], batch: int) -> dict:
     """Max |exported - PyTorch| on other seeded inputs than the ones traced with."""
     inputs = example_inputs(graph, size, batch=batch, seed=1)
-    original = copy.deepcopy(G).eval()  # as trained: spectral norm, its own op paths and label-sparse switch
+    original = copy.deepcopy(G).cpu().eval()  # as trained: spectral norm, its op path, label-sparse switch
+    for m in original.modules():  # ... but on the CPU, where Triton's CUDA kernels do not run
+        if isinstance(m, CondDepthwiseConv) and m.impl != "reference":
+            m.impl = "lean"
     if size != spec.size:
         _resize(original, size)
     with torch.no_grad():

@@ -101,6 +101,12 @@ def fetch(
             last = e  # resumed from the bytes already in `part` on the next round
     else:
         have = part.stat().st_size if part.exists() else 0
+        if not have:
+            part.unlink(missing_ok=True)
+            raise WeightsFetchError(
+                f"{weight_file.filenames[0]}: could not read {url} ({last}, {retries + 1} tries); check the "
+                f"network, or serve the file from a mirror (${MIRROR_ENV} or --mirror), or {where}"
+            ) from last
         raise WeightsFetchError(
             f"{weight_file.filenames[0]}: the transfer from {url} failed {retries + 1} times ({last}); "
             f"{have} bytes are kept in {part} and the next `{weight_file.fetch_command}` resumes them, "

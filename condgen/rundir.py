@@ -104,12 +104,20 @@ def check_run_dir(run_dir: str | Path) -> None:
                           "that does not exist yet)")
     if not run_dir.is_dir() or is_marked(run_dir) or is_legacy_run(run_dir):
         return
-    entries = sorted(p.name for p in run_dir.iterdir() if p.name not in (LOCK_FILE, f"{MARKER_FILE}.tmp"))
+    _refuse_if_not_empty(run_dir, "--run_dir", "a condgen run", MARKER_FILE, "Choose a new --run_dir",
+                         ignore=(LOCK_FILE, f"{MARKER_FILE}.tmp"))
+
+
+def _refuse_if_not_empty(
+    folder: Path, flag: str, what: str, marker: str, fix: str, ignore: tuple[str, ...] = ()
+) -> None:
+    """Raise `RunDirError` naming a few entries when `folder` holds anything (someone else's files)."""
+    entries = sorted(p.name for p in folder.iterdir() if p.name not in ignore)
     if entries:
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise RunDirError(
-            f"--run_dir {run_dir} is a folder that is not empty ({shown}) and not a condgen run (it has no "
-            f"{MARKER_FILE}); condgen would write its files among yours. Choose a new --run_dir"
+            f"{flag} {folder} is a folder that is not empty ({shown}) and not {what} (it has no "
+            f"{marker}); condgen would write its files among yours. {fix}"
         )
 
 
@@ -340,15 +348,8 @@ def check_output_dir(out: str | Path, flag: str = "--out") -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunDirError(f"{flag} {out} is a file, not a folder; choose a folder")
-    if not out.is_dir() or (out / OUTPUT_MARKER).is_file():
-        return
-    entries = sorted(p.name for p in out.iterdir())
-    if entries:
-        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-        raise RunDirError(
-            f"{flag} {out} is a folder that is not empty ({shown}) and not written by condgen (it has no "
-            f"{OUTPUT_MARKER}); condgen would write its files among yours. Choose a new or empty folder"
-        )
+    if out.is_dir() and not (out / OUTPUT_MARKER).is_file():
+        _refuse_if_not_empty(out, flag, "written by condgen", OUTPUT_MARKER, "Choose a new or empty folder")
 
 
 def mark_output_dir(out: str | Path) -> Path:

@@ -7,7 +7,8 @@
 Writes OUT/report.md, OUT/report.html, OUT/metrics.png (metrics per evaluated checkpoint), OUT/losses.png and
 OUT/samples.png (label | real | each run, same validation label maps and seed). The table shows each run's
 latest evaluation, parameter counts, training and generation images/s, and the protocol line; runs evaluated
-under different protocols are flagged as not comparable.
+under different protocols are flagged as not comparable. OUT must be new, empty or a folder condgen wrote
+(`.condgen-output`); a failed comparison removes what it wrote.
 """
 
 from __future__ import annotations

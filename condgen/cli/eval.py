@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--images",
         type=Path,
         help="score images made elsewhere instead of a run: a folder, or a results folder in the official "
-        "(results/<name>/test_latest/images/synthesized_image) or SDM (samples/) layout",
+        "(results/<name>/test_latest/images/synthesized_image), SDM (samples/) or FreestyleNet layout",
     )
     p.add_argument("--labels", type=Path, help="with --images: the label maps (ids), paired by file stem")
     p.add_argument("--real", type=Path, help="with --images: the real photos, paired by file stem")

@@ -1,4 +1,7 @@
-"""`condgen export RUN --format onnx|torchscript`: the generator as one file, label ids in, image out.
+"""`condgen export MODEL --format onnx|torchscript`: the generator as one file, label ids in, image out.
+
+MODEL is anything `condgen.load` takes (a run directory, a `step_<N>` folder, a converted official or
+`save_pretrained` folder, a registered name).
 
   condgen export runs/quickstart --format onnx                       # -> quickstart-64x64.onnx
   condgen export runs/oasis --format torchscript --ema --out oasis.pt
@@ -32,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="condgen export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("run", type=Path, help="run directory, step_<N> folder or converted official folder")
+    p.add_argument(
+        "run",
+        help="what condgen.load takes: a run directory, a step_<N> folder, a converted official or "
+        "save_pretrained folder, a registered name",
+    )
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
     p.add_argument(
         "--size", type=_size, help="HxW of the image (default: the trained size; not for VAE models)"

@@ -3,8 +3,9 @@
 Parse order (later wins): the run's saved `config.gin` when resuming, then each `--gin FILE`, then each
 `--gin_bindings 'X.y = z'`. The repo's `gin/` folder is on gin's search path, so `include 'base/train.gin'`
 works from any directory. Unknown configurables or parameters fail with the available names of that kind
-and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error
-(without a checkpoint there are no weights to match: a marked run's own config.gin is only the base).
+and the close matches; on resume, an architecture binding that differs from the checkpoint's is an error, and
+so is another dataset unless `--allow_dataset_change` (without a checkpoint there are no weights to match: a
+marked run's own config.gin is only the base).
 Used by `experiments/run.py` and `python -m condgen train` (`main`).
 """
 

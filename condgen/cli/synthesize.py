@@ -3,6 +3,8 @@
   python -m condgen synthesize --run runs/quickstart --labels my_maps/ --out results/quickstart
   python -m condgen synthesize --run runs/vae_run --labels my_maps/ --samples 4 --seed 1 --out results/m
   python -m condgen synthesize --run runs/vae_run --labels my_maps/ --style photo.jpg --out results/styled
+  python -m condgen synthesize --run runs/sean --labels my_maps/ --style beach.jpg \
+      --region_style sky=sunset.jpg --region_style water=look.safetensors --out results/regions
   python -m condgen synthesize --run runs/oasis --labels my_maps/ --samples_per_map 4 --out results/o
   python -m condgen synthesize --run runs/oasis --labels my_maps/ --samples 4 --resample_class sky --out r/sky
 
@@ -11,7 +13,9 @@ dataset has that channel); other sizes of the model's aspect ratio are resized (
 one warning naming the sizes; another aspect ratio is refused unless --resize. Writes the official results
 layout
 (`images/input_label/`, `images/synthesized_image/`, `index.html`), `grid.png` (label | style | samples side
-by side) and `synthesis.json`. The same --seed gives identical images.
+by side) and `synthesis.json`. The same --seed gives identical images. --out must be new, empty or a
+folder condgen wrote (`.condgen-output`): your own files are never overwritten, and a failure removes what
+it wrote.
 
 Multi-modal sampling needs a latent: a VAE (SPADE with use_vae) or 3-D noise (OASIS). --samples N (alias
 --samples_per_map) writes N images per map (`<map>_s00.png` ...), each with its own latent / noise vector.
@@ -53,7 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         "or name) for samples 1..N-1; sample 0 is the original",
     )
     p.add_argument(
-        "--style", type=Path, help="style image, encoded by the VAE encoder (style-guided synthesis)"
+        "--style",
+        type=Path,
+        help="style image: a VAE model encodes it (style-guided synthesis); a SEAN model reads its regions "
+        "with each label map, or takes a .safetensors style file",
+    )
+    p.add_argument(
+        "--region_style",
+        action="append",
+        default=[],
+        metavar="CLASS=FILE",
+        help="SEAN models: this class's style from a photo or a .safetensors style file, e.g. "
+        "--region_style sky=sunset.jpg (repeatable)",
+    )
+    p.add_argument(
+        "--save_style",
+        type=Path,
+        help="SEAN models: also write the style matrix used for the first label map to this .safetensors "
+        "file (reuse it with --style)",
     )
     p.add_argument("--seed", type=int, default=0, help="latent seed; the same seed gives the same images")
     p.add_argument(
@@ -75,9 +96,11 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default")
             record = synthesize_folder(
                 pipe, args.labels, args.out, samples=args.samples, resample_class=args.resample_class,
-                style=args.style, seed=args.seed, instances_dir=args.instances, batch_size=args.batch_size,
-                resize=args.resize,
+                style=args.style, region_styles=_region_styles(args.region_style), seed=args.seed,
+                instances_dir=args.instances, batch_size=args.batch_size, resize=args.resize,
             )
+            if args.save_style is not None:
+                _save_style(pipe, args.labels, args.style, args.region_style, args.save_style)
     except (FileNotFoundError, ValueError, NotImplementedError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -86,6 +109,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {len(record['files'])} images for {record['maps']} label maps to {args.out}")
     print(f"  side by side: {args.out / 'grid.png'}   page: {args.out / 'index.html'}")
     return 0
+
+
+def _region_styles(items: list[str]) -> dict[str, Path] | None:
+    """['sky=a.jpg', ...] -> {'sky': Path('a.jpg')}; a class is an id or a class name."""
+    out = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise ValueError(f"--region_style {item!r}: write CLASS=FILE, e.g. --region_style sky=sunset.jpg")
+        out[name] = Path(file)
+    return out or None
+
+
+def _save_style(pipe, labels: Path, style, region_style: list[str], path: Path) -> None:
+    """The style matrix of the first label map, as composed for the images, to a style file."""
+    from condgen.data.io import LABEL_EXTENSIONS, list_files
+    from condgen.infer.region_styles import region_inputs
+    from condgen.networks.region_styles import compose_styles, save_styles
+
+    if pipe.latent.name != "region_styles":
+        raise ValueError("--save_style: only region-style (SEAN) models have a style matrix to save")
+    _, ids, _ = pipe.read_labels([list_files(labels, LABEL_EXTENSIONS)[0]], None)
+    default, regions = region_inputs(pipe, style, _region_styles(region_style))
+    styles = compose_styles(pipe.G, pipe.encode(ids), style=default, region_styles=regions)
+    save_styles(path, styles[0], names=pipe.dataset.class_names)
+    print(f"wrote the style of the first label map to {path}")
 
 
 def _cuda() -> bool:

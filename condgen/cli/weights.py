@@ -91,11 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def known_weights() -> list[WeightFile]:
-    """Every weight file condgen declares: those of the metrics, the losses and the segmenters."""
+    """Every weight file condgen declares: those of the metrics, the losses, the segmenters and the released
+    models."""
     import condgen.eval.diversity  # noqa: F401  (each module declares the files it loads)
     import condgen.eval.extractors  # noqa: F401
     import condgen.eval.inception  # noqa: F401
     import condgen.eval.segmenters  # noqa: F401
+    import condgen.infer.pretrained  # noqa: F401  (released models, where one has a direct file)
     import condgen.losses.perceptual  # noqa: F401
 
     return list(WEIGHT_FILES.values())

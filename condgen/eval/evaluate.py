@@ -242,11 +242,7 @@ def _evaluate(
         "latent_policy": latent,
         "seed": seed,
         **protocol_fields,
-        "metrics": [type(m).__name__ for m in metrics],
-        "processes": state.num_processes,
-        "meaningless": [msg for m in metrics for msg in m.meaningless()],
-        "versions": _versions(),
-        "wall_s": round(time.perf_counter() - t0, 1),
+        **_run_facts(metrics, state, t0),
     }
     features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
     path = Path(out) if out is not None else default_out(source, info, split, features)
@@ -359,15 +355,22 @@ def evaluate_images(
         "latent_policy": "unknown",
         "seed": None,
         **protocol_fields,
+        **_run_facts(metrics, state, t0),
+    }
+    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
+    path = Path(out) if out is not None else ds.folder / f"condgen_eval_{features}.json"
+    return _write_record(metrics, values, protocol, path, state)
+
+
+def _run_facts(metrics: list[Metric], state: Any, t0: float) -> dict[str, Any]:
+    """The protocol's closing fields: metrics, processes, meaningless-number warnings, versions, wall time."""
+    return {
         "metrics": [type(m).__name__ for m in metrics],
         "processes": state.num_processes,
         "meaningless": [msg for m in metrics for msg in m.meaningless()],
         "versions": _versions(),
         "wall_s": round(time.perf_counter() - t0, 1),
     }
-    features = next((m.features for m in metrics if isinstance(m, FIDKID)), "custom")
-    path = Path(out) if out is not None else ds.folder / f"condgen_eval_{features}.json"
-    return _write_record(metrics, values, protocol, path, state)
 
 
 def _protocol_pass(ctx: EvalContext, metrics: list[Metric], make_fake: Any, *, progress: bool) -> list | None:
@@ -479,7 +482,8 @@ def protocol_line(p: dict) -> str:
         if p.get(key):
             f, k = p[key]["features"], p[key].get("k")
             sha = _short_sha(f["weights_sha256"])
-            seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, resize {f['resize']})"
+            how = f"resize {f['resize']}" if f.get("resize") else "the segmenter's own resize"
+            seg_txt += f"; {key}{f' k={k}' if k else ''} on {f['name']} (sha256 {sha}, {how})"
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")
     latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"

@@ -14,6 +14,7 @@ the whole path in well under a second; such features are meaningless and the met
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,20 @@ class DINOv2ViT(nn.Module):
         self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
+    @staticmethod
+    def sizes(state: dict[str, Tensor]) -> dict[str, int]:
+        """dim, depth, heads (64 channels each, as every DINOv2 ViT), grid of a checkpoint's state dict."""
+        dim = state["cls_token"].shape[-1]
+        depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+        grid = math.isqrt(state["pos_embed"].shape[1] - 1)
+        return {
+            "dim": dim,
+            "depth": depth,
+            "heads": dim // 64,
+            "patch": state["patch_embed.proj.weight"].shape[-1],
+            "grid": grid,
+        }
+
     def pos_embed_for(self, h: int, w: int) -> Tensor:
         """Position embeddings for an (h, w) patch grid (official bicubic rescale, offset 0.1)."""
         cls, grid = self.pos_embed[:, :1], self.pos_embed[:, 1:]
@@ -187,14 +202,17 @@ class DINOv2Features(ImageFeatures):
         super().__init__()
         self.resize = check_resize(resize)
         path = None if random_weights else DINOV2_VITL14.resolve(weights)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            self.net = DINOv2ViT(64, 2, 2) if random_weights else DINOv2ViT()
-            if random_weights:
+        if path is None:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                self.net = DINOv2ViT(64, 2, 2)
                 for p in (self.net.cls_token, self.net.pos_embed):
                     nn.init.normal_(p, std=0.02)
-        if path is not None:
-            self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            with torch.device("meta"):  # sizes from the file (as torch-fidelity builds CLIP); filled below
+                self.net = DINOv2ViT(**DINOv2ViT.sizes(state))
+            self.net.load_state_dict(state, strict=True, assign=True)
         self.dim = self.net.norm.normalized_shape[0]
         self._weights_record(path, random_weights, seed)
         self.net.requires_grad_(False).eval()
@@ -237,7 +255,11 @@ class CLIPFeatures(ImageFeatures):
             path = CLIP_VITL14_336.resolve(weights)
             # OpenAI ships a TorchScript archive; torch.jit.load reads tensors and TorchScript code, not
             # arbitrary pickled Python objects. torch-fidelity's own builder makes the vision tower from it.
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            with (
+                warnings.catch_warnings()
+            ):  # torch 2.14 marks torch.jit deprecated; the file format is what it is
+                warnings.simplefilter("ignore", FutureWarning)
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
             model = build_model(dict(state), torch.float32)
         self.net = model.visual
         self.dim = self.net.output_dim

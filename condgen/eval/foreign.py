@@ -4,10 +4,12 @@ Known layouts of the generated folder (the first that exists under the given pat
 - the official SPADE / CC-FPSE / OASIS test output: `results/<name>/test_latest/images/synthesized_image/`
   (the path may be `results/<name>`, its `test_latest`, or the folder itself);
 - SDM's `image_sample.py` output: `<results_path>/samples/` (beside its `images/` and `labels/`);
+- FreestyleNet's `scripts/LIS.py` output: `outputs/layout2img-samples/<image stem>.jpg`;
 - any flat folder of images.
 Files pair by stem (`ADE_val_00000001.png` with `ADE_val_00000001.jpg`). Every generated image must have one
-size; label maps are resized to it with nearest neighbour, real photos with PIL bicubic (recorded); a label
-map or photo whose aspect ratio differs from the generated images' is an error naming the file.
+size, and each label map the size of its photo; label maps are resized to the generated size with nearest
+neighbour, real photos with PIL bicubic, both dimensions at once as the official resize-to-square
+preprocessing does (recorded, with whether the aspect ratio changed).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ LAYOUTS = (
     ("official (images/synthesized_image)", ("images", "synthesized_image")),
     ("official (synthesized_image)", ("synthesized_image",)),
     ("SDM (samples)", ("samples",)),
+    ("FreestyleNet (layout2img-samples)", ("layout2img-samples",)),
 )
 
 
@@ -140,9 +143,20 @@ class ForeignImages(torch.utils.data.Dataset):
             )
         ((self.width, self.height),) = sizes
         # how label maps and photos reach the generated size (part of the protocol): often they already are
-        files = [lab for _, _, lab, _ in self.items] + [r for _, _, _, r in self.items if r is not None]
-        resized = any(_size(f) != (self.width, self.height) for f in files)
-        self.preprocess = self.RESIZED if resized else "none (files at the generated size)"
+        label_sizes = [_size(lab) for _, _, lab, _ in self.items]
+        for (_, _, lab, real_path), size in zip(self.items, label_sizes, strict=True):
+            if real_path is not None and _size(real_path) != size:
+                w, h = _size(real_path)
+                raise PairingError(
+                    f"{lab} is {size[0]}x{size[1]} but its photo {real_path} is {w}x{h}: the "
+                    "pair is misaligned; pass the photos the label maps were made for"
+                )
+        ratio = self.width / self.height
+        squashed = any(abs(w / h - ratio) > 0.01 * ratio for w, h in label_sizes)
+        if any(size != (self.width, self.height) for size in label_sizes):
+            self.preprocess = self.RESIZED + (" (aspect ratio changed)" if squashed else "")
+        else:
+            self.preprocess = "none (files at the generated size)"
 
     @property
     def spec(self) -> DataSpec:
@@ -156,26 +170,16 @@ class ForeignImages(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _check_aspect(self, size: tuple[int, int], path: Path) -> None:
-        w, h = size
-        if abs(w / h - self.width / self.height) > 0.01 * self.width / self.height:
-            raise PairingError(
-                f"{path} is {w}x{h}, the generated images are {self.width}x{self.height}: "
-                "another aspect ratio (a different crop?); pass files of the generated framing"
-            )
-
     def check_item(self, index: int) -> Tensor:
         """The item's label ids at the label file's own size (for full-resolution segmenter protocols)."""
         path = self.items[index][2]
         lab = read_label(path)
-        self._check_aspect(lab.size, path)
         return map_ids(torch.from_numpy(_array(lab)).long(), self.label_nc, self.contain_dontcare_label, path)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         _, fake_path, label_path, real_path = self.items[index]
         size = (self.width, self.height)
         lab = read_label(label_path)
-        self._check_aspect(lab.size, label_path)
         ids = torch.from_numpy(_array(lab.resize(size, Image.NEAREST))).long()[None]
         item = {
             "label": map_ids(ids, self.label_nc, self.contain_dontcare_label, label_path),
@@ -184,7 +188,6 @@ class ForeignImages(torch.utils.data.Dataset):
         }
         if real_path is not None:
             photo = read_image(real_path)
-            self._check_aspect(photo.size, real_path)
             item["image"] = _to_unit(photo.resize(size, Image.BICUBIC) if photo.size != size else photo)
         return item
 

@@ -33,6 +33,7 @@ from condgen.infer.latents import (  # noqa: F401  (these names stay importable 
     unwrap_condition,
 )
 from condgen.infer.pipeline import SynthesisPipeline
+from condgen.infer.region_styles import region_inputs
 
 
 def load_generator(path: str | Path, *, ema: bool = False, device: str = "cpu") -> tuple[Any, DataSpec, dict]:
@@ -75,6 +76,7 @@ def synthesize_folder(
     samples: int = 1,
     resample_class: int | str | None = None,
     style: str | Path | None = None,
+    region_styles: dict[str, Any] | None = None,
     seed: int = 0,
     ema: bool = False,
     instances_dir: str | Path | None = None,
@@ -90,6 +92,9 @@ def synthesize_folder(
             `device` apply).
         samples: images per label map (files `<map>_sNN.png`), each with its own latent (VAE) or noise
             vector (3-D noise) drawn from (seed, map index, sample).
+        style: a style image: VAE models encode it; region-style models (SEAN) read its regions with each
+            label map, or take a `.safetensors` style file.
+        region_styles: region-style models: {class id or name: photo or style file}, e.g. {'sky': 'a.jpg'}.
         resample_class: OASIS's local resampling (3-D noise generators): sample 0 is the image with its
             noise; samples 1.. redraw the noise only inside this class's region (a class id, or a name of
             the dataset's classes), so the rest of the image stays as it is. Needs samples >= 2.
@@ -100,14 +105,18 @@ def synthesize_folder(
     pipe = pipeline_of(source, ema=ema, device=device)
     palette = pipe.dataset.palette if palette == "auto" else palette
     channel = pipe.resample_channel(resample_class, samples) if resample_class is not None else None
-    pipe.check(samples=samples, style=style)
+    pipe.check(samples=samples, style=style, region_styles=region_styles)
     labels_dir = Path(labels_dir)
     if not labels_dir.is_dir():
         raise FileNotFoundError(f"no label maps in {labels_dir} (not a folder)")
     names, labels, instances = pipe.read_labels(labels_dir, _instances(pipe, labels_dir, instances_dir),
                                                 resize=resize)
-    style_img, style_stats = None, None
-    if style is not None:
+    style_img, style_stats, regions = None, None, None
+    if pipe.latent.name == "region_styles":  # SEAN: the photo's regions read with each map; styles per class
+        style_stats, regions = region_inputs(pipe, style, region_styles)
+        if isinstance(style_stats, Tensor) and style_stats.dim() == 4:
+            style_img = style_stats.cpu()
+    elif style is not None:
         style_img, style_stats = encode_style(pipe.gan, read_image(style), pipe.spec, device=pipe.device)
     out = Path(out_dir)
     images = out / "images"
@@ -130,7 +139,8 @@ def synthesize_folder(
             if channel is not None and k > 0:
                 fake = local(pipe.gan, seg, idx, seed=seed, sample=k, channel=channel).cpu()
             else:
-                fake = pipe.generate(seg, idx, seed=seed, sample=k, style=style_stats).cpu()
+                fake = pipe.generate(seg, idx, seed=seed, sample=k, style=style_stats,
+                                     region_styles=regions).cpu()
             for row, i in enumerate(idx):
                 fakes[i].append(fake[row])
     files = []
@@ -164,6 +174,7 @@ def synthesize_folder(
         },
         "seed": seed,
         "style": str(style) if style else None,
+        "region_styles": {str(k): str(v) for k, v in (region_styles or {}).items()} or None,
         "size": list(pipe.spec.size),
         "files": files,
     }

@@ -194,7 +194,7 @@ def generate(
     """
     kind = kind_of(gan.G)
     check_inputs(kind, type(gan.G).__name__, region_styles=region_styles, steps=steps)
-    if kind.name != "vae":  # a style is a VAE posterior; other kinds ignored it before this module too
+    if "style" not in kind.accepts:  # kinds without styles ignored it before this module too
         style = None
     return kind.generate(gan.G, seg, Draw(list(indices), seed, sample, style, region_styles, steps))
 

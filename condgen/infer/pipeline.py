@@ -36,6 +36,7 @@ from condgen.infer.latents import (
     local,
     to_uint8_image,
 )
+from condgen.infer.region_styles import region_inputs
 from condgen.utils import count_parameters
 
 LabelInput = Tensor | np.ndarray | str | Path | Image.Image | Sequence[str | Path | Image.Image]
@@ -239,7 +240,7 @@ class SynthesisPipeline:
             raise ValueError(
                 f"{self.provenance.get('source')}: {NO_LATENT}; samples > 1 needs a multi-modal model"
             )
-        if style is not None and self.E is None:
+        if style is not None and self.E is None and kind.name != "region_styles":
             raise ValueError(
                 f"{self.provenance.get('source')}: style needs the VAE style encoder; this model has none "
                 "(use_vae = False)"
@@ -256,9 +257,12 @@ class SynthesisPipeline:
         Args:
             labels: a (b, H, W) / (H, W) integer tensor or array of class ids (255 = unlabelled), or label
                 PNG paths / PIL images / a folder of them (resized nearest to the model's size).
-            style: a style image (path or PIL) or `encode_style`'s (mu, logvar): VAE models only.
-            region_styles, steps: per-region styles and sampler steps, for model kinds that take them
-                (otherwise a `NotImplementedError` naming the kind).
+            style: VAE models: a style image (path or PIL) or `encode_style`'s (mu, logvar). Region-style
+                models (SEAN): the default look, a photo read with each label map, a (photo, its label map)
+                pair or a `.safetensors` style file (`condgen.infer.region_styles`).
+            region_styles: region-style models: {class id or name: photo, (photo, label map), style file or
+                vector}, e.g. {"sky": "sunset.jpg"}; other kinds refuse it (`NotImplementedError`).
+            steps: sampler steps, for model kinds that take them.
             instance: instance maps, like `labels`, for models with instance edges.
             output_type: 'pil' (default): a list of b * samples RGB images, map by map (map 0's samples
                 first); 'np': uint8 (b, samples, H, W, 3); 'pt': float (b, samples, 3, H, W) in [-1, 1].
@@ -267,7 +271,9 @@ class SynthesisPipeline:
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}")
         self.check(samples=samples, style=style, region_styles=region_styles, steps=steps)
-        if style is not None and not isinstance(style, tuple):
+        if self.latent.name == "region_styles":  # SEAN: photos, style files, vectors per class
+            style, region_styles = region_inputs(self, style, region_styles)
+        elif style is not None and not isinstance(style, tuple):
             style = self.encode_style(style)
         _, ids, inst = self.read_labels(labels, instance)
         seg = self.encode(ids, inst)

@@ -134,6 +134,29 @@ MODELS: dict[str, PretrainedModel] = {
     for d, dataset in _DATASETS.items()
 }
 
+CLADE_FILES = (ReleasedFile("CLADE pretrained models", "https://github.com/tzt101/CLADE#pretrained-models"),)
+DPGAN_FILES = (ReleasedFile("DP-GAN pretrained models", "https://github.com/sj-li/DP_GAN"),)
+_CLADE_LICENSE = (
+    "unknown (not checked by condgen; the CLADE repository is a fork of NVIDIA's CC BY-NC-SA 4.0 SPADE)"
+)
+# Release folder names are not verified (condgen has not fetched these releases). CLADE's numbers are not
+# registered (not checked against the paper's tables here); DP-GAN's are the
+# repository's results figure (FID / mIoU), for ADE20K and Cityscapes only: it has no COCO-Stuff model.
+for _d, _dataset in _DATASETS.items():
+    for _key, _method, _extra in (("clade", "CLADE", ""), ("clade-icpe", "CLADE-ICPE", " --add_dist")):
+        MODELS[f"{_key}-{_d}"] = PretrainedModel(
+            f"{_key}-{_d}", "CLADE (Tan et al., TPAMI 2021)", _dataset, CLADE_FILES, _CLADE_LICENSE, "clade",
+            f"--dataset_mode {_d} --norm_mode clade{_extra}", f"checkpoints/{_d}_{_key.replace('-', '_')}",
+            {}, "CLADE (TPAMI 2021): the SPADE protocol", method=_method, source="CLADE, TPAMI 2021",
+        )
+for _d, _numbers in (("ade20k", {"FID": 26.1, "mIoU": 52.7}), ("cityscapes", {"FID": 44.1, "mIoU": 73.6})):
+    MODELS[f"dpgan-{_d}"] = PretrainedModel(
+        f"dpgan-{_d}", "DP-GAN (Li et al., BMVC 2022)", _DATASETS[_d], DPGAN_FILES, "agpl-3.0", "dpgan",
+        f"--dataset_mode {_d}", f"checkpoints/dpgan_{_d}", _numbers,
+        "DP-GAN (BMVC 2022) as the repository's results figure states it (OASIS's protocol); condgen has not "
+        "reproduced it", method="DP-GAN", source="DP-GAN, BMVC 2022 (repository results figure)",
+    )
+
 
 def register_pretrained(model: PretrainedModel) -> PretrainedModel:
     """Add a named model (new contenders register theirs)."""

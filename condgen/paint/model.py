@@ -316,26 +316,32 @@ class PaintModel:
         return ids
 
     def _colors_to_ids(self, rgb: np.ndarray, what: str) -> np.ndarray:
+        # Row blocks looked up in the sorted palette: memory stays a few MB above the image's own, where
+        # np.unique(..., return_inverse=True) over a 4096 x 4096 map took ~300 MB.
         table = self.palette_lookup()
-        key = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-        uniq, inverse = np.unique(key.reshape(-1), return_inverse=True)
-        ids = np.empty(len(uniq), np.int32)
-        unknown = []
-        for k, v in enumerate(uniq.tolist()):
-            c = (v >> 16, (v >> 8) & 255, v & 255)
-            ids[k] = table.get(c, -1)
-            if ids[k] < 0:
-                unknown.append(c)
+        keys = np.array(sorted((r << 16) | (g << 8) | b for r, g, b in table), np.uint32)
+        values = np.array([table[(k >> 16, (k >> 8) & 255, k & 255)] for k in keys.tolist()], self.id_dtype)
+        ids = np.empty(rgb.shape[:2], self.id_dtype)
+        unknown: dict[int, int] = {}
+        for top in range(0, rgb.shape[0], 256):
+            block = rgb[top : top + 256].astype(np.uint32)
+            key = (block[..., 0] << 16) | (block[..., 1] << 8) | block[..., 2]
+            pos = np.searchsorted(keys, key).clip(max=len(keys) - 1)
+            ids[top : top + 256] = values[pos]
+            found = keys[pos] == key
+            if not found.all():
+                colours, counts = np.unique(key[~found], return_counts=True)
+                for c, n in zip(colours.tolist(), counts.tolist(), strict=True):
+                    unknown[c] = unknown.get(c, 0) + n
         if unknown:
-            counts = np.bincount(inverse, minlength=len(uniq))
-            bad = ids < 0
-            shown = ", ".join(f"rgb{c}" for c in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            listed = [(c >> 16, (c >> 8) & 255, c & 255) for c in sorted(unknown)]
+            shown = ", ".join(f"rgb{c}" for c in listed[:5]) + (" ..." if len(listed) > 5 else "")
             raise InputError(
-                f"{what}: {len(unknown)} colour(s) are not in this model's palette ({shown}; "
-                f"{int(counts[bad].sum())} pixels). A colour map must use exactly the palette colours "
+                f"{what}: {len(listed)} colour(s) are not in this model's palette ({shown}; "
+                f"{sum(unknown.values())} pixels). A colour map must use exactly the palette colours "
                 "(no antialiasing, no JPEG); or open an id map instead"
             )
-        return ids[inverse].reshape(rgb.shape[:2])
+        return ids
 
     def check_ids(self, ids: np.ndarray, what: str = "label map") -> None:
         if ids.size and 0 <= ids.min() and ids.max() < self.n_ids:  # the usual case, without masks

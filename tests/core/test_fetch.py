@@ -167,6 +167,10 @@ def test_mirror_by_environment_option_and_folder(server, tmp_path, monkeypatch):
     assert fetch(w, mirror=str(folder), progress=False).read_bytes() == PAYLOAD
     with pytest.raises(WeightsFetchError, match="HTTP 404"):
         fetch(toy(server, name="absent.pth"), mirror=server.url, progress=False)
+    gone = toy(server, name="gone.pth")
+    with pytest.raises(WeightsFetchError, match="could not read http://127.0.0.1:9/gone.pth .*_MIRROR"):
+        fetch(gone, mirror="http://127.0.0.1:9", progress=False, retries=0)  # nothing listens on port 9
+    assert not gone.destination().with_name("gone.pth.part").exists()
 
 
 @pytest.mark.parametrize("var", ["CONDGEN_OFFLINE", "HF_HUB_OFFLINE"])

@@ -147,3 +147,40 @@ def test_cli_metrics_flag_and_weights_listing(spade_run, tmp_path, capsys):
     users = {r["user"]: r for r in list_weights(hash_files=False)}
     assert users["fd_dinov2"]["file"] == "dinov2_vitl14_pretrain.pth"
     assert users["cmmd"]["url"] == CLIP_VITL14_336.url
+
+
+def test_weight_files_load_through_the_real_path(tmp_path, monkeypatch):
+    """A DINOv2 checkpoint and an OpenAI-style TorchScript CLIP archive (reduced sizes, random values) load
+    through the same code as the released files: sizes from the file, keys checked, digest recorded."""
+    import dataclasses
+
+    from torch_fidelity.feature_extractor_clip import CLIPVisual
+
+    import condgen.eval.extractors as ex
+
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        dino = DINOv2ViT(64, 2, 1, grid=5)
+    torch.save(dino.state_dict(), tmp_path / "dinov2.pth")
+    feats = DINOv2Features(weights=str(tmp_path / "dinov2.pth"))
+    assert feats.dim == 64 and len(feats.net.blocks) == 2 and len(feats.weights_sha256) == 64
+    img = torch.randint(0, 256, (2, 3, 30, 30), dtype=torch.uint8)
+    x = (
+        ex.resize_images(img, (224, 224), "legacy_tf") - torch.tensor(feats.mean).view(1, 3, 1, 1)
+    ) / torch.tensor(feats.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(feats(img), dino(x).double())
+
+    class OpenAIFile(torch.nn.Module):  # what OpenAI's archive holds: the vision tower + text-side tensors
+        def __init__(self) -> None:
+            super().__init__()
+            self.visual = CLIPVisual(768, 336, 2, 64, 14).visual
+            self.text_projection = torch.nn.Parameter(torch.randn(32, 768))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.visual(x)
+
+    torch.jit.save(torch.jit.script(OpenAIFile()), str(tmp_path / "clip.pt"))
+    unpinned = dataclasses.replace(CLIP_VITL14_336, sha256=None)  # the real file's digest would not match
+    monkeypatch.setattr(ex, "CLIP_VITL14_336", unpinned)
+    clip = CLIPFeatures(weights=str(tmp_path / "clip.pt"))
+    assert clip.dim == 768 and clip(img).shape == (2, 768) and not clip.random_weights

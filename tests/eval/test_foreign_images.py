@@ -123,3 +123,22 @@ def test_sizes_and_names_are_checked(official_results, tmp_path):
     )
     with pytest.raises(PairingError, match="'not_a_label'.*no label map"):
         ForeignImages(tmp_path, r["labels"], label_nc=9)
+
+
+def test_non_square_data_is_squashed_as_the_official_resize_does(official_results, tmp_path):
+    """COCO-Stuff / ADE20K results are square images of non-square photos: the official preprocessing
+    resizes both sides; so does the pairing (recorded). A photo of another size than its label map is an
+    error naming both files."""
+    r = official_results
+    labels, real = tmp_path / "labels", tmp_path / "real"
+    labels.mkdir(), real.mkdir()
+    for f in sorted(r["fake_dir"].iterdir()):
+        Image.open(r["labels"] / f.name).resize((48, 32), Image.NEAREST).save(labels / f.name)
+        Image.open(r["real"] / f.name).resize((48, 32)).save(real / f.name)
+    ds = ForeignImages(r["fake_dir"], labels, real, label_nc=9)
+    assert "aspect ratio changed" in ds.preprocess and ds.spec.size == (32, 32)
+    item = ds[0]
+    assert item["label"].shape == (1, 32, 32) and item["image"].shape == item["fake"].shape == (3, 32, 32)
+    Image.open(real / f.name).resize((40, 32)).save(real / f.name)
+    with pytest.raises(PairingError, match=f"{f.stem}.png is 48x32 but its photo .* is 40x32"):
+        ForeignImages(r["fake_dir"], labels, real, label_nc=9)

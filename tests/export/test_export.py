@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from condgen.blocks.cond_conv import CondDepthwiseConv
 from condgen.blocks.noise import NoiseCondition
 from condgen.data.spec import DataSpec
 from condgen.export import ExportError, LabelsToImage, example_inputs, export_generator, run_exported
@@ -59,8 +60,11 @@ def test_onnx_and_torchscript_match_pytorch(kind, tmp_path):
     scale = float(reference.abs().max())
     assert 0.05 < scale < 0.999  # an informative output, not tanh's saturation
     names = {"spade": ["labels", "instance", "z"], "ccfpse": ["labels"], "oasis": ["labels", "z"]}[kind]
+    cdw = [m for m in G.modules() if isinstance(m, CondDepthwiseConv)]
+    for m in cdw:  # as a CUDA run binds it: a CPU export must never call the Triton kernels
+        m.impl = "triton"
     for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
-        record = export_generator(G, spec, tmp_path / f"g{suffix}", format=fmt, check=False)
+        record = export_generator(G, spec, tmp_path / f"g{suffix}", format=fmt, check=kind == "ccfpse")
         assert [i["name"] for i in record["inputs"]] == names
         got = run_exported(tmp_path / f"g{suffix}", inputs)
         diff = float((got - reference).abs().max())
@@ -69,7 +73,7 @@ def test_onnx_and_torchscript_match_pytorch(kind, tmp_path):
         assert json.loads((tmp_path / f"g{suffix}.json").read_text())["inputs"] == record["inputs"]
     if kind == "ccfpse":
         assert any("reference (unfold)" in n for n in record["notes"])
-        assert G.up_0.conv_0.impl is None  # the caller's network keeps its own path
+        assert {m.impl for m in cdw} == {"triton"}  # the caller's network keeps its own path
     if kind == "spade":
         with pytest.raises(ExportError, match="VAE latent"):  # a Linear layer fixes the VAE's size
             export_generator(G, spec, tmp_path / "x.onnx", size=(64, 64))
@@ -123,6 +127,34 @@ def test_an_op_that_cannot_be_exported_is_named_with_its_block(tmp_path):
     with pytest.raises(ExportError, match=r"Python function '_Doubled' \(in block G\.body\.1, _Odd"):
         export_generator(G, spec, tmp_path / "t.pt", format="torchscript")
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+class _AddNoise(nn.Module):
+    """Draws its own noise inside (as SEAN's ACE layers do), so a file could not reproduce an image."""
+
+    def forward(self, x):
+        return x + torch.randn_like(x)
+
+
+class _Noisy(_Toy):
+    def __init__(self, semantic_nc: int) -> None:
+        super().__init__(semantic_nc)
+        self.body = nn.Sequential(nn.Conv2d(semantic_nc, 3, 1), _AddNoise())
+
+
+class _Pair(_Toy):
+    def forward(self, seg, z=None):
+        return seg, seg
+
+
+def test_randomness_inside_and_other_call_conventions_are_refused(tmp_path):
+    spec = DataSpec(4, crop_size=8)
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(ExportError, match=r"random numbers inside the network \(.*in block G\.body\.1\b"):
+            export_generator(_Noisy(spec.semantic_nc), spec, tmp_path / f"n.{fmt}", format=fmt)
+    with pytest.raises(ExportError, match=r"G\(seg, z\) gave tuple, not an image of shape \(1, 3, 8, 8\)"):
+        export_generator(_Pair(spec.semantic_nc), spec, tmp_path / "p.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_exports_a_run(tmp_path, capsys, monkeypatch):

@@ -87,21 +87,24 @@ SyntheticLandscapes.crop_size = 64
 """
 
 
-@pytest.fixture(scope="session")
-def sean_run(tmp_path_factory) -> Path:
+def make_sean_run(base: Path) -> Path:
     """A tiny SEAN (64 px, 8-wide styles) on the landscapes, random weights; the style weights are enlarged
     so that a region's style visibly changes its pixels."""
     import torch
     from safetensors.torch import load_file, save_file
 
-    base = tmp_path_factory.mktemp("paint")
     (base / "sean.gin").write_text(SEAN_TINY)
     run = random_run(base / "sean", base / "sean.gin")
     path = run / "step_0" / "G.safetensors"
     state = load_file(str(path))
     generator = torch.Generator().manual_seed(0)
     for k, v in state.items():
-        if ".fc_mu." in k or ".conv_gamma." in k or ".blending_" in k:
+        if ".fc_mu." in k or ".conv_gamma." in k or ".blending_" in k or k.startswith("style_encoder."):
             state[k] = torch.randn(v.shape, generator=generator) * 0.5
     save_file(state, str(path))
     return run
+
+
+@pytest.fixture(scope="session")
+def sean_run(tmp_path_factory) -> Path:
+    return make_sean_run(tmp_path_factory.mktemp("paint"))

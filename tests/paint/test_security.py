@@ -101,6 +101,17 @@ def test_the_declared_size_is_checked_before_decoding(painter, monkeypatch):
     tracemalloc.stop()
     assert ids.shape == (32, 32) and ids.dtype == np.uint8 and "resized" in note
     assert peak < 3 * 4096 * 4096, f"{peak / 2**20:.0f} MiB of numpy arrays for a 16 MiB map"
+    # a colour map is looked up in row blocks: no int64 keys or np.unique inverse over all its pixels
+    from condgen.data.landscapes import PALETTE
+
+    stripes = np.repeat(np.arange(4, dtype=np.uint8), 2048 * 512).reshape(2048, 2048)
+    colours = np.array(PALETTE, np.uint8)[stripes]
+    tracemalloc.start()
+    ids, _ = model.decode_labels(png(colours), kind="color", resize=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert sorted(np.unique(ids).tolist()) == [0, 1, 2, 3]
+    assert peak < 16 * 2048 * 2048, f"{peak / 2**20:.0f} MiB of numpy arrays for a 2048 x 2048 colour map"
 
 
 def test_concurrent_decodes_are_bounded(painter, monkeypatch):

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from torch import Tensor
 
 from condgen.eval.distances import cmmd, density_coverage, precision_recall
-from condgen.eval.fid import cache_key, cache_path, cached_features, fid_from_features, to_uint8
-from condgen.eval.metrics.base import Column, EvalBatch, EvalContext, Metric
+from condgen.eval.fid import fid_from_features
+from condgen.eval.metrics.base import Column, EvalContext
+from condgen.eval.metrics.fid import FeatureSetMetric
 from condgen.eval.resize import check_resize
 from condgen.registry import register
 
@@ -23,60 +23,7 @@ FEATURE_SPACES = ("inception", "dinov2", "clip", "segmenter")
 DEFAULT_RESIZE = {"inception": "legacy_tf", "dinov2": "legacy_tf", "clip": "torch_bicubic"}
 
 
-class _Extractor:
-    """A feature space of one evaluation: `extract(img in [-1, 1]) -> (b, d)` and its protocol record.
-
-    Remembers the features of the last batch, so metrics that share the space extract each batch once.
-    """
-
-    def __init__(
-        self, space: str, ctx: EvalContext, *, weights: str | None, random_weights: bool, resize: str
-    ) -> None:
-        self.random_weights = random_weights and space != "segmenter"
-        self._last: tuple[Any, Tensor] | None = None
-        if space == "segmenter":
-            seg = ctx.segmenter()
-            if seg is None:
-                raise ValueError("feature space 'segmenter' needs a segmenter (evaluate(segmenter=...))")
-            self.net = seg.features
-            self.record = {
-                "name": f"segmenter:{seg.spec.name}",
-                "weights_sha256": seg.record.get("weights_sha256"),
-                "input_size": list(seg.spec.input_size or ctx.spec.size),
-                "resize": "the segmenter's own protocol",
-            }
-            return
-        if space == "inception":
-            from condgen.eval.inception import InceptionFeatures
-
-            if resize != "legacy_tf":
-                raise ValueError(
-                    f"resize={resize!r} with Inception features: torch-fidelity's Inception "
-                    "resizes inside (legacy_tf); use dinov2 or clip features for other modes"
-                )
-            net: Any = InceptionFeatures(weights=weights, random_weights=random_weights)
-            self.record = {
-                "name": net.name,
-                "weights_sha256": net.weights_sha256,
-                "input_size": [299, 299],
-                "resize": "legacy_tf",
-            }
-        else:
-            from condgen.eval.extractors import CLIPFeatures, DINOv2Features
-
-            cls = DINOv2Features if space == "dinov2" else CLIPFeatures
-            net = cls(weights=weights, random_weights=random_weights, resize=resize)
-            self.record = net.record()
-        net = net.to(ctx.device)
-        self.net = lambda img: net(to_uint8(img))
-
-    def __call__(self, img: Tensor, tag: Any) -> Tensor:
-        if self._last is None or self._last[0] != tag:
-            self._last = (tag, self.net(img))
-        return self._last[1]
-
-
-class FeatureMetric(Metric):
+class FeatureMetric(FeatureSetMetric):
     """Base of metrics computed from (real, generated) feature sets; subclasses define `score`.
 
     Args:
@@ -105,55 +52,12 @@ class FeatureMetric(Metric):
 
     def setup(self, ctx: EvalContext) -> None:
         super().setup(ctx)
-        space = (self.features, self.weights, self.random_weights, self.resize)
-        self.extractor = ctx.shared(
-            ("features", *space),
-            lambda: _Extractor(
-                self.features,
-                ctx,
-                weights=self.weights,
-                random_weights=self.random_weights,
-                resize=self.resize,
-            ),
+        self.use_space(
+            ctx, self.features, weights=self.weights, random_weights=self.random_weights, resize=self.resize
         )
-        from condgen.eval.metrics.fid import resize_filter
-
-        h, w = ctx.spec.size
-        self.cache_fields = {
-            "dataset": type(ctx.dataset).__name__,
-            "dataset_repr": repr(ctx.dataset),
-            "split": ctx.split,
-            "images": ctx.num_images,
-            "resolution": f"{h}x{w}",
-            "resize_filter": resize_filter(ctx.dataset),
-            "extractor": self.extractor.record["name"],
-            "extractor_weights": self.extractor.record["weights_sha256"],
-            "extractor_resize": self.extractor.record["resize"],
-        }
-        self.need_real = not cache_path(self.cache_fields, ctx.cache).is_file()
-        self.fake_f: list[np.ndarray] = []
-        self.real_f: list[np.ndarray] = []
-
-    def update(self, batch: EvalBatch) -> None:
-        tag = tuple(batch.indices)
-        self.fake_f.append(self.extractor(batch.fake, ("fake", tag)).cpu().numpy())
-        if self.need_real:
-            self.real_f.append(self.extractor(batch.real, ("real", tag)).cpu().numpy())
-
-    def state(self) -> Any:
-        return {"fake": self.fake_f, "real": self.real_f}
 
     def compute(self, states: list[Any]) -> dict[str, Any]:
-        fake = np.concatenate([a for s in states for a in s["fake"]])
-        if len(fake) != self.ctx.num_images:
-            raise RuntimeError(
-                f"gathered {len(fake)} generated images, expected exactly {self.ctx.num_images}"
-            )
-        real, self.cache_file, self.cache_hit = cached_features(
-            self.cache_fields,
-            lambda: np.concatenate([a for s in states for a in s["real"]]),
-            root=self.ctx.cache,
-        )
+        real, fake = self.gathered(states)
         return self.score(np.asarray(real, np.float64), fake.astype(np.float64))
 
     def score(self, real: np.ndarray, fake: np.ndarray) -> dict[str, Any]:
@@ -166,18 +70,14 @@ class FeatureMetric(Metric):
     def record(self) -> dict[str, Any]:
         return {
             self.key: {
-                "features": self.extractor.record,
+                "features": self.extractor,
                 **self.settings(),
-                "real_features_cache": {
-                    "path": str(self.cache_file),
-                    "hit": self.cache_hit,
-                    "key": cache_key(**self.cache_fields),
-                },
+                "real_features_cache": self.cache_record(),
             }
         }
 
     def meaningless(self) -> list[str]:
-        if self.extractor.random_weights:
+        if self.space.random_weights:
             return [
                 f"{self.key} uses a RANDOM reduced {self.features} network (random_weights=True): meaningless"
             ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from torch import Tensor
 
 from condgen.eval.fid import (
     cache_key,
@@ -24,8 +25,129 @@ from condgen.registry import register
 FEATURES = ("inception", "segmenter")
 
 
+class FeatureSpace:
+    """A feature space of one evaluation: `extract(img in [-1, 1]) -> (b, d)` and its protocol record.
+
+    Remembers the features of the last batch, so metrics that share the space extract each batch once.
+    """
+
+    def __init__(
+        self, space: str, ctx: EvalContext, *, weights: str | None, random_weights: bool, resize: str
+    ) -> None:
+        self.random_weights = random_weights and space != "segmenter"
+        self._last: tuple[Any, Tensor] | None = None
+        if space == "segmenter":
+            seg = ctx.segmenter()
+            if seg is None:
+                raise ValueError("feature space 'segmenter' needs a segmenter (evaluate(segmenter=...))")
+            self.net = seg.features
+            self.record = {
+                "name": f"segmenter:{seg.spec.name}",
+                "weights_sha256": seg.record.get("weights_sha256"),
+                "input_size": list(seg.spec.input_size or ctx.spec.size),
+            }  # no `resize`: the segmenter's own protocol brings images to its input
+            return
+        if space == "inception":
+            from condgen.eval.inception import InceptionFeatures
+
+            if resize != "legacy_tf":
+                raise ValueError(
+                    f"resize={resize!r} with Inception features: torch-fidelity's Inception "
+                    "resizes inside (legacy_tf); use dinov2 or clip features for other modes"
+                )
+            net: Any = InceptionFeatures(weights=weights, random_weights=random_weights)
+            self.record = {
+                "name": net.name,
+                "weights_sha256": net.weights_sha256,
+                "input_size": [299, 299],
+                "resize": "legacy_tf",
+            }
+        else:
+            from condgen.eval.extractors import CLIPFeatures, DINOv2Features
+
+            cls = DINOv2Features if space == "dinov2" else CLIPFeatures
+            net = cls(weights=weights, random_weights=random_weights, resize=resize)
+            self.record = net.record()
+        net = net.to(ctx.device)
+        self.net = lambda img: net(to_uint8(img))
+
+    def __call__(self, img: Tensor, tag: Any) -> Tensor:
+        if self._last is None or self._last[0] != tag:
+            self._last = (tag, self.net(img))
+        return self._last[1]
+
+
+class FeatureSetMetric(Metric):
+    """Base of metrics computed from the real and generated feature sets of the evaluation.
+
+    A subclass sets `cache_fields` (the protocol fields that fix the real features) and calls `start_sets`
+    in `setup`, and extracts with `featurize`; `gathered` returns both sets on the main process, the real
+    ones from the cache when it has them.
+    """
+
+    cache_fields: dict[str, Any]
+
+    def use_space(
+        self, ctx: EvalContext, space: str, *, weights: str | None, random_weights: bool, resize: str
+    ) -> None:
+        """Take this evaluation's `space` network (built once, shared) and start the feature sets."""
+        self.space = ctx.shared(
+            ("features", space, weights, random_weights, resize),
+            lambda: FeatureSpace(space, ctx, weights=weights, random_weights=random_weights, resize=resize),
+        )
+        self.extractor = self.space.record
+        h, w = ctx.spec.size
+        self.cache_fields = {
+            "dataset": type(ctx.dataset).__name__,
+            "dataset_repr": repr(ctx.dataset),
+            "split": ctx.split,
+            "images": ctx.num_images,
+            "resolution": f"{h}x{w}",
+            "resize_filter": resize_filter(ctx.dataset),
+            "extractor": self.extractor["name"],
+            "extractor_weights": self.extractor["weights_sha256"],
+        }
+        if self.extractor.get("resize", "legacy_tf") != "legacy_tf":  # keys of legacy_tf caches unchanged
+            self.cache_fields["extractor_resize"] = self.extractor["resize"]
+        self.start_sets(ctx)
+
+    def featurize(self, img: Tensor, which: str, indices: list[int]) -> Tensor:
+        """(b, d) features of images in [-1, 1]; `which` is 'fake' or 'real'."""
+        return self.space(img, (which, tuple(indices)))
+
+    def start_sets(self, ctx: EvalContext) -> None:
+        self.need_real = not cache_path(self.cache_fields, ctx.cache).is_file()
+        self.fake_f: list[np.ndarray] = []
+        self.real_f: list[np.ndarray] = []
+
+    def update(self, batch: EvalBatch) -> None:
+        self.fake_f.append(self.featurize(batch.fake, "fake", batch.indices).cpu().numpy())
+        if self.need_real:
+            self.real_f.append(self.featurize(batch.real, "real", batch.indices).cpu().numpy())
+
+    def state(self) -> Any:
+        return {"fake": self.fake_f, "real": self.real_f}
+
+    def gathered(self, states: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(real, fake) feature arrays of every process (real from the cache or stored into it)."""
+        fake = np.concatenate([a for s in states for a in s["fake"]])
+        if len(fake) != self.ctx.num_images:
+            raise RuntimeError(
+                f"gathered {len(fake)} generated images, expected exactly {self.ctx.num_images}"
+            )
+        real, self.cache_file, self.cache_hit = cached_features(
+            self.cache_fields,
+            lambda: np.concatenate([a for s in states for a in s["real"]]),
+            root=self.ctx.cache,
+        )
+        return real, fake
+
+    def cache_record(self) -> dict[str, Any]:
+        return {"path": str(self.cache_file), "hit": self.cache_hit, "key": cache_key(**self.cache_fields)}
+
+
 @register("metric")
-class FIDKID(Metric):
+class FIDKID(FeatureSetMetric):
     """FID and KID of the generated images against the real ones.
 
     Args:
@@ -58,65 +180,16 @@ class FIDKID(Metric):
 
     def setup(self, ctx: EvalContext) -> None:
         super().setup(ctx)
-        if self.features == "segmenter":
-            seg = ctx.segmenter()
-            if seg is None:
-                raise ValueError("features='segmenter' needs a segmenter")
-            self.extract = seg.features
-            self.extractor = {
-                "name": f"segmenter:{seg.spec.name}",
-                "weights_sha256": seg.record.get("weights_sha256"),
-                "input_size": list(seg.spec.input_size or ctx.spec.size),
-            }
-        else:
-            from condgen.eval.inception import InceptionFeatures
-
-            inception = InceptionFeatures(
-                weights=self.inception_weights, random_weights=self.random_inception
-            )
-            inception = inception.to(ctx.device)
-            self.extract = lambda img: inception(to_uint8(img))
-            self.extractor = {
-                "name": inception.name,
-                "weights_sha256": inception.weights_sha256,
-                "input_size": [299, 299],
-                "resize": "legacy_tf",  # torch-fidelity resizes inside its Inception (condgen/eval/resize.py)
-            }
-        h, w = ctx.spec.size
-        ds = ctx.dataset
-        self.cache_fields = {
-            "dataset": type(ds).__name__,
-            "dataset_repr": repr(ds),
-            "split": ctx.split,
-            "images": ctx.num_images,
-            "resolution": f"{h}x{w}",
-            "resize_filter": resize_filter(ds),
-            "extractor": self.extractor["name"],
-            "extractor_weights": self.extractor["weights_sha256"],
-        }
-        self.need_real = not cache_path(self.cache_fields, ctx.cache).is_file()
-        self.fake_f: list[np.ndarray] = []
-        self.real_f: list[np.ndarray] = []
-
-    def update(self, batch: EvalBatch) -> None:
-        self.fake_f.append(self.extract(batch.fake).cpu().numpy())
-        if self.need_real:
-            self.real_f.append(self.extract(batch.real).cpu().numpy())
-
-    def state(self) -> Any:
-        return {"fake": self.fake_f, "real": self.real_f}
+        self.use_space(
+            ctx,
+            self.features,
+            weights=self.inception_weights,
+            random_weights=self.random_inception,
+            resize="legacy_tf",
+        )
 
     def compute(self, states: list[Any]) -> dict[str, Any]:
-        fake = np.concatenate([a for s in states for a in s["fake"]])
-        if len(fake) != self.ctx.num_images:
-            raise RuntimeError(
-                f"gathered {len(fake)} generated images, expected exactly {self.ctx.num_images}"
-            )
-        real, self.cache_file, self.cache_hit = cached_features(
-            self.cache_fields,
-            lambda: np.concatenate([a for s in states for a in s["real"]]),
-            root=self.ctx.cache,
-        )
+        real, fake = self.gathered(states)
         out: dict[str, Any] = {"fid": fid_from_features(real, fake)}
         out.update(
             kid_from_features(
@@ -131,11 +204,7 @@ class FIDKID(Metric):
             "features": self.extractor,
             "kid_subsets": self.kid_used[0],
             "kid_subset_size": self.kid_used[1],
-            "real_features_cache": {
-                "path": str(self.cache_file),
-                "hit": self.cache_hit,
-                "key": cache_key(**self.cache_fields),
-            },
+            "real_features_cache": self.cache_record(),
         }
 
     def meaningless(self) -> list[str]:
@@ -148,4 +217,6 @@ def resize_filter(ds: Any) -> str:
     """How the dataset brings real photos to the output size (part of the FID protocol)."""
     if type(ds).__name__ == "SyntheticLandscapes":
         return "none (rendered at the output size)"
+    if type(ds).__name__ == "ForeignImages":  # a results folder: its own record says it
+        return ds.preprocess
     return f"{getattr(ds, 'preprocess', '?')}: photos bicubic, labels nearest (the dataset's own pipeline)"

@@ -4,7 +4,7 @@ Importing the package registers every built-in block (as timm's package face doe
 `@register` decorators fill `condgen.registry`, which itself imports nothing of condgen.
 """
 
-from condgen import blocks, data, losses, networks, objectives, ops  # noqa: F401  (fill the registry)
+from condgen import blocks, data, eval, losses, networks, objectives, ops  # noqa: F401  (fill the registry)
 from condgen.infer import SynthesisPipeline, load
 from condgen.registry import create, get, list_blocks, register
 from condgen.version import __version__

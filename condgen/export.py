@@ -258,10 +258,12 @@ def _write_onnx(graph: LabelsToImage, inputs: tuple, path: Path) -> None:
                               output_names=["image"])
     except Exception as e:  # the exporter's own errors name an op, never the block
         path.unlink(missing_ok=True)
+        traced = _trace(graph, inputs)
+        _refuse_randomness(graph, traced)  # the likelier cause, and the clearer message (SEAN's noise)
         op = re.search(r"operator '([\w:.]+)'", str(e))
         raise ExportError(
             f"cannot export {type(graph.G).__name__} to ONNX (opset {OPSET}): "
-            + (_blame(graph, inputs, op.group(1), "has no ONNX form") if op else str(e).splitlines()[0])
+            + (_blame(graph, traced, op.group(1), "has no ONNX form") if op else str(e).splitlines()[0])
         ) from e
     import onnx
 
@@ -321,9 +323,9 @@ def _trace(graph: LabelsToImage, inputs: tuple) -> Any:
         return torch.jit.trace(graph, inputs, check_trace=False)
 
 
-def _blame(graph: LabelsToImage, inputs: tuple, op: str, what: str) -> str:
+def _blame(graph: LabelsToImage, traced: Any, op: str, what: str) -> str:
     """'operator X (in block P, class C, file:line) has no ONNX form' from a trace of the graph."""
-    for node in _trace(graph, inputs).inlined_graph.nodes():
+    for node in traced.inlined_graph.nodes():
         if node.kind() == op:
             return f"operator {op} {_where(graph, node)} {what}; give that block an exportable path"
     return f"operator {op} {what}"

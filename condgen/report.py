@@ -22,6 +22,8 @@ import torch
 from condgen.rundir import METRICS_FILE, SUMMARY_FILE, eval_files
 from condgen.train.build import paper_names  # noqa: F401  (moved to train; this name stays importable)
 
+# Pix2PixHD's terms (SPADE, CC-FPSE), kept importable; `losses.png` shows whatever terms each run's
+# metrics.jsonl holds (`condgen.train.report.loss_keys`), as the run's objective declared and logged them.
 LOSS_KEYS = ("G_GAN", "G_feat", "G_VGG", "G_KLD", "D_fake", "D_real")
 _EVAL_NAME = re.compile(r"^(?P<split>\w+?)_step(?P<step>\d+)_(?P<features>\w+?)(?P<ema>_ema)?\.json$")
 
@@ -82,7 +84,9 @@ def plot_losses(runs: list[RunSummary], path: Path, smooth: int = 5) -> Path | N
     import matplotlib.pyplot as plt
     import numpy as np
 
-    keys = [k for k in LOSS_KEYS if any(k in r for run in runs for r in run.losses)]
+    from condgen.train.report import loss_keys
+
+    keys = list(dict.fromkeys(k for run in runs for k in loss_keys(run.losses)))  # each run's, in order
     if not keys:
         return None
     cols = min(3, len(keys))

@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how images reach the --metrics extractors (default: each one's own: legacy_tf for DINOv2 and "
         "Inception, torch_bicubic for CLIP); recorded in the metrics file",
     )
+    p.add_argument(
+        "--fid_resize",
+        choices=("legacy_tf", "clean"),
+        default="legacy_tf",
+        help="how images reach the FID Inception: torch-fidelity's TF1 bilinear (default, as the published "
+        "FIDs) or clean-fid's PIL bicubic (then rounded to 8 bits); recorded",
+    )
     p.add_argument("--dinov2_weights", help="path of dinov2_vitl14_pretrain.pth (default: torch.hub cache)")
     p.add_argument("--clip_weights", help="path of the OpenAI ViT-L-14-336px.pt (default: torch.hub cache)")
     p.add_argument(
@@ -171,6 +178,7 @@ def _extra_options(args: argparse.Namespace) -> dict:
         "resize": args.resize,
         "random_extractors": args.random_extractors,
         "extractor_weights": {k: v for k, v in weights.items() if v},
+        "fid_resize": args.fid_resize,
     }
 
 

@@ -79,6 +79,7 @@ def default_metrics(
     random_extractors: bool = False,
     resize: str | None = None,
     extractor_weights: dict[str, str] | None = None,
+    fid_resize: str = "legacy_tf",
 ) -> list[Metric]:
     """The standard set: FID/KID, the segmentation score, diversity (when `diversity_maps` > 0), + `extra`.
 
@@ -87,7 +88,7 @@ def default_metrics(
     `extra`: names of `EXTRA_METRICS` (fd_dinov2 on DINOv2, cmmd on CLIP, precision_recall and
     density_coverage on `knn_features`); `random_extractors`: their networks random and reduced (tests only);
     `resize`: their resize mode (default: each feature space's own); `extractor_weights`: {'dinov2': path,
-    'clip': path, 'inception': path}.
+    'clip': path, 'inception': path}; `fid_resize`: how images reach the FID Inception ('legacy_tf', 'clean').
     """
     unknown = sorted(set(extra) - set(EXTRA_METRICS))
     if unknown:
@@ -112,6 +113,7 @@ def default_metrics(
             random_inception=random_inception,
             kid_subsets=kid_subsets,
             kid_subset_size=kid_subset_size,
+            resize=fid_resize,
         ),
         SegmentationScore(),
         LPIPSDiversity(

@@ -125,11 +125,15 @@ def score(net: nn.Module, imgs: Tensor, labels: Tensor, num_classes: int, batch:
 
 
 def train_landscape_segmenter(
-    recipe: LandscapeRecipe = LandscapeRecipe(), *, progress: bool = False
+    recipe: LandscapeRecipe | None = None, *, progress: bool = False
 ) -> tuple[LandscapeSegmenter, dict]:
-    """Train from scratch with `recipe`; returns the network (eval mode) and its val scores.
+    """Train from scratch with `recipe` (None: `LandscapeRecipe()` as gin binds it now); returns the network
+    (eval mode) and its val scores.
 
     `progress`: a progress bar with the ETA on stderr (the default recipe takes minutes on a CPU)."""
+    # made at call time: a default made at import would ignore later bindings and, since `import condgen`
+    # imports this module, put LandscapeRecipe into every run's operative config.gin
+    recipe = recipe or LandscapeRecipe()
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
@@ -187,12 +191,14 @@ def _expected_time(recipe: LandscapeRecipe) -> str:
 
 
 def landscape_segmenter(
-    recipe: LandscapeRecipe = LandscapeRecipe(), *, cache: str | Path | None = None
+    recipe: LandscapeRecipe | None = None, *, cache: str | Path | None = None
 ) -> tuple[LandscapeSegmenter, dict]:
-    """The segmenter of `recipe` from the cache, trained (and cached) first when absent.
+    """The segmenter of `recipe` (None: `LandscapeRecipe()`) from the cache, trained (and cached) first when
+    absent.
 
     Returns the network in eval mode and its record: recipe, weights path and SHA-256, val mIoU / accuracy.
     """
+    recipe = recipe or LandscapeRecipe()
     path = _cache_path(recipe, cache)
     root, meta_path = path.parent, path.with_suffix(".json")
     if not (path.is_file() and meta_path.is_file()):

@@ -9,6 +9,8 @@ parameter, so an objective is unit-testable without Accelerate.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from torch import Tensor, nn
 
 
@@ -22,9 +24,15 @@ class Objective(nn.Module):
     `batch_summed` names the terms that are sums over the batch (the VAE's KL) rather than means: with
     `train.grad_accum = K` the loop averages every other term over the K micro-batches and sums these, so
     that an update weighs each term as one K times larger batch would.
+
+    `loss_names` declares every term the objective may return, G's then D's, in the order reports show
+    them; the loop refuses a term it does not declare, so the declaration cannot fall behind the code.
+    Empty (a user's objective that declares nothing) means undeclared: reports then show whatever terms
+    `metrics.jsonl` holds.
     """
 
     batch_summed: tuple[str, ...] = ()
+    loss_names: tuple[str, ...] = ()
 
     def generator_losses(
         self, G: nn.Module, D: nn.Module, E: nn.Module | None, seg: Tensor, real: Tensor
@@ -35,6 +43,17 @@ class Objective(nn.Module):
         self, G: nn.Module, D: nn.Module, E: nn.Module | None, seg: Tensor, real: Tensor
     ) -> dict[str, Tensor]:
         raise NotImplementedError
+
+
+def check_declared(objective: Objective, names: Iterable[str]) -> None:
+    """Raise if `objective` returned a loss term its `loss_names` does not declare (when it declares any)."""
+    declared = tuple(getattr(objective, "loss_names", ()))
+    extra = sorted(set(names) - set(declared)) if declared else []
+    if extra:
+        raise ValueError(
+            f"{type(objective).__name__} returned the loss terms {extra}, which its `loss_names` "
+            f"{declared} does not declare; add them to `{type(objective).__name__}.loss_names`"
+        )
 
 
 def total(losses: dict[str, Tensor]) -> Tensor:

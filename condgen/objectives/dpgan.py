@@ -46,6 +46,9 @@ class DPGANObjective(OASISObjective):
         other arguments: `OASISObjective`'s.
     """
 
+    loss_names = ("G_adv", "G_ms_hinge", "G_align", "G_VGG", "D_fake", "D_ms_fake", "D_real", "D_ms_real",
+                  "D_labelmix")
+
     def __init__(self, *, lambda_align: float = 1.0, lambda_ms: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lambda_align, self.lambda_ms = lambda_align, lambda_ms

@@ -98,6 +98,8 @@ class OASISObjective(Objective):
         vgg_loss: the VGG loss class (its options are its own bindings).
     """
 
+    loss_names = ("G_adv", "G_VGG", "D_fake", "D_real", "D_labelmix")
+
     def __init__(
         self,
         *,

@@ -36,6 +36,8 @@ class Pix2PixHDObjective(Objective):
         gan_loss, feat_loss, vgg_loss, kld_loss: the loss classes (their options are their own bindings).
     """
 
+    loss_names = ("G_GAN", "G_feat", "G_VGG", "G_KLD", "D_fake", "D_real")
+
     def __init__(
         self,
         *,

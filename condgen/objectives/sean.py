@@ -24,6 +24,8 @@ class SEANObjective(Pix2PixHDObjective):
         kwargs: the loss classes, as `Pix2PixHDObjective`.
     """
 
+    loss_names = ("G_GAN", "G_feat", "G_VGG", "D_fake", "D_real")  # no VAE, so no G_KLD
+
     def __init__(self, *, lambda_feat: float = 10.0, lambda_vgg: float = 10.0, **kwargs: Any) -> None:
         super().__init__(lambda_feat=lambda_feat, lambda_vgg=lambda_vgg, lambda_kld=0.0, **kwargs)
 

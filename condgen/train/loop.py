@@ -28,8 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from condgen.data.errors import DataError
-from condgen.objectives import Pix2PixHDObjective
-from condgen.objectives.base import total
+from condgen.objectives.base import check_declared, total
 from condgen.rundir import (
     CONFIG_FILE,
     LOCK_FILE,
@@ -62,6 +61,7 @@ from condgen.train.setup import (
     check_settings,
     checkpoint_state,
     replica_hashes,
+    settings_signature,
     warn_layout_change,
 )
 from condgen.train.state import (
@@ -109,35 +109,13 @@ def discriminator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> 
 
 # ------------------------------------------------------------------------------------------------ the run
 @gin.configurable(denylist=["run_dir", "resume", "new_rng"])
+@settings_signature  # the settings' names, types and defaults: `TrainSettings`'s fields
 def train(
     run_dir: str | Path,
     *,
     resume: bool = False,
     new_rng: bool = False,
-    dataset: Any = gin.REQUIRED,
-    objective: Any = Pix2PixHDObjective,
-    batch_size: int = 1,
-    num_workers: int = 0,
-    shuffle: bool = True,
-    niter: int = 50,
-    niter_decay: int = 0,
-    max_steps: int | None = None,
-    lr: float = 2e-4,
-    ttur: bool = True,
-    betas: tuple[float, float] | None = None,
-    D_steps_per_G: int = 1,
-    mixed_precision: str | None = None,
-    grad_accum: int = 1,
-    ema_decay: float | None = None,
-    ema_bn_batches: int = 0,
-    seed: int = 0,
-    save_every: int | None = 5000,
-    keep_last: int | None = 3,
-    sample_every: int | None = 1000,
-    sample_at: tuple[int, ...] = (),
-    num_samples: int = 8,
-    log_every: int = 50,
-    progress: bool = True,
+    **settings: Any,
 ) -> Path:
     """Train the GAN that `build_gan` describes on `dataset`; returns the final checkpoint folder.
 
@@ -185,9 +163,8 @@ def train(
     saves a checkpoint of the steps trained (one process); SIGINT / SIGTERM save the current step and raise
     `TrainingInterrupted`.
     """
-    args = {k: v for k, v in locals().items() if k not in ("run_dir", "resume", "new_rng")}
     run_dir = Path(run_dir)
-    settings = TrainSettings(**args)
+    settings = TrainSettings(**settings)
     check_settings(settings)  # before anything touches the disk
     check_run_dir(run_dir)
     if not resume and checkpoint_dirs(run_dir):
@@ -339,6 +316,7 @@ def _steps(run: Any, run_dir: Path, start: int, ckpt: Path | None, config: str, 
             if run.ema is not None:
                 _ema_update(run.ema, acc.unwrap_model(run.step.G), s.ema_decay)
         losses |= discriminator_step(run.step, micro)
+        check_declared(run.step.objective, losses)  # reports plot the declared terms: none may be missing
         values = _check_finite(acc, losses, step + 1, where.epoch, run_dir)
         attempt.trained += 1
 

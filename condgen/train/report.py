@@ -72,6 +72,22 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+# what `log_step` writes beside the objective's loss terms (and `MetricsLog.write`'s time stamp)
+RECORD_KEYS = ("time", "step", "epoch", "lr_G", "lr_D", "images_per_s")
+
+
+def loss_keys(records: list[dict[str, Any]]) -> list[str]:
+    """The loss terms a run logged, in the order they first appear (G's, then D's, as the objective returns
+    them): every numeric key of the records that is not bookkeeping. Whatever the objective was (OASIS's
+    `G_adv` / `D_labelmix`, a user's `G_toy`), its terms are found without a list of known names."""
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key not in RECORD_KEYS and isinstance(value, int | float) and not isinstance(value, bool):
+                keys.setdefault(key)
+    return list(keys)
+
+
 # ------------------------------------------------------------------------------- what the loop reports
 def fixed_samples(data: Any, n: int, seed: int) -> dict[str, Tensor]:
     """The first `n` items, loaded as in epoch 0 without touching the training RNG."""

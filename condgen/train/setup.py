@@ -11,17 +11,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import inspect
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gin
 import torch
 from torch import Tensor, nn
 
 from condgen.data.errors import DataError
 from condgen.data.spec import DataSpec
 from condgen.objectives.base import Objective
+from condgen.objectives.pix2pixhd import Pix2PixHDObjective
 from condgen.train import schedule
 from condgen.train.build import GAN, build_gan, convert_sync_batchnorm, paper_names
 from condgen.train.data import batches_per_epoch
@@ -38,10 +42,15 @@ class SettingsError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainSettings:
-    """The values of `train`'s arguments (documented there), as one record."""
+    """The values of `train`'s arguments (documented there), as one record.
+
+    The one statement of their types and defaults: `train`'s signature is made from these fields
+    (`settings_signature`), so that gin's `train.x = ...` bindings, the operative `config.gin` and this record
+    can never disagree on a default.
+    """
 
     dataset: Any
-    objective: Any
+    objective: Any = Pix2PixHDObjective
     batch_size: int = 1
     num_workers: int = 0
     shuffle: bool = True
@@ -64,6 +73,25 @@ class TrainSettings:
     num_samples: int = 8
     log_every: int = 50
     progress: bool = True
+
+
+def settings_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give `fn(..., **settings)` a signature whose keyword-only parameters are `TrainSettings`'s fields, with
+    their annotations and defaults (gin, `inspect` and the binding checks read this signature)."""
+    sig = inspect.signature(fn)
+    own = [p for p in sig.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    # a field without a default is gin.REQUIRED: gin then names the missing `train.dataset` binding
+    fields = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=gin.REQUIRED if f.default is dataclasses.MISSING else f.default,
+            annotation=f.type,
+        )
+        for f in dataclasses.fields(TrainSettings)
+    ]
+    fn.__signature__ = sig.replace(parameters=own + fields)  # type: ignore[attr-defined]
+    return fn
 
 
 @dataclasses.dataclass

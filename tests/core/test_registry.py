@@ -70,3 +70,21 @@ def test_blocks_cli_prints_catalogue():
         check=True,
     )
     assert "[generator]" not in one.stdout and "SPADE(" in one.stdout
+
+
+def test_import_condgen_registers_every_kind():
+    # A fresh interpreter: in this one, other tests may already have imported condgen.eval and hidden a miss.
+    code = (
+        "import condgen\n"
+        "from condgen.registry import KINDS\n"
+        "print(','.join(k for k in KINDS if not condgen.list_blocks(k)))\n"
+        "print(','.join(e.name for e in condgen.list_blocks('metric')))\n"
+        "import gin\n"
+        "print(repr(gin.operative_config_str().strip()))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    empty, metrics, operative = out.stdout.splitlines()
+    assert empty == "", f"kinds with nothing registered after `import condgen`: {empty}"
+    assert {"FIDKID", "SegmentationScore", "LPIPSDiversity"} <= set(metrics.split(","))
+    # importing calls no configurable (else every run's operative config.gin would carry it)
+    assert operative == "''", operative

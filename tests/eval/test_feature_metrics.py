@@ -121,7 +121,7 @@ def test_cli_metrics_flag_and_weights_listing(spade_run, tmp_path, capsys):
         "--out",
         str(out),
         "--num_images",
-        "6",
+        "4",
         "--segmenter",
         "none",
         "--random_inception",
@@ -129,10 +129,12 @@ def test_cli_metrics_flag_and_weights_listing(spade_run, tmp_path, capsys):
         "2",
         "--metrics",
         "cmmd",
-        "density_coverage",
+        "precision_recall",
         "--knn_features",
         "clip",
         "--resize",
+        "clean",
+        "--fid_resize",
         "clean",
         "--random_extractors",
         "--cache",
@@ -140,8 +142,9 @@ def test_cli_metrics_flag_and_weights_listing(spade_run, tmp_path, capsys):
     ]
     assert main(argv) == 0
     p = json.loads(out.read_text())["protocol"]
-    assert p["cmmd"]["features"]["resize"] == "clean" == p["density_coverage"]["features"]["resize"]
-    assert p["density_coverage"]["features"]["name"] == "clip-vit-l-14-336px"
+    assert p["cmmd"]["features"]["resize"] == "clean" == p["precision_recall"]["features"]["resize"]
+    assert p["precision_recall"]["features"]["name"] == "clip-vit-l-14-336px"
+    assert p["features"]["resize"] == "clean (then rounded to 8 bits)"  # the FID Inception's
     assert main([*argv[:-2], "--metrics", "fid_dinov2"]) == 2
     assert "unknown metrics ['fid_dinov2']" in capsys.readouterr().err
     users = {r["user"]: r for r in list_weights(hash_files=False)}
@@ -184,3 +187,26 @@ def test_weight_files_load_through_the_real_path(tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "CLIP_VITL14_336", unpinned)
     clip = CLIPFeatures(weights=str(tmp_path / "clip.pt"))
     assert clip.dim == 768 and clip(img).shape == (2, 768) and not clip.random_weights
+
+
+def test_fid_inception_with_clean_resize():
+    """`clean` reaches torch-fidelity's Inception as a 299x299 8-bit image (its own resize is then the
+    identity): equal to legacy_tf on a 299x299 input, different on a small one; recorded either way."""
+    from types import SimpleNamespace
+
+    from condgen.eval.metrics.fid import FeatureSpace
+
+    ctx = SimpleNamespace(device="cpu")
+    legacy, clean = (
+        FeatureSpace("inception", ctx, weights=None, random_weights=True, resize=r)
+        for r in ("legacy_tf", "clean")
+    )
+    assert (
+        legacy.record["resize"] == "legacy_tf" and clean.record["resize"] == "clean (then rounded to 8 bits)"
+    )
+    g = torch.Generator().manual_seed(0)
+    big, small = (torch.rand(1, 3, h, w, generator=g) * 2 - 1 for h, w in ((299, 299), (40, 56)))
+    torch.testing.assert_close(legacy(big, "a"), clean(big, "a"))
+    assert not torch.allclose(legacy(small, "b"), clean(small, "b"))
+    with pytest.raises(ValueError, match="segmenter's protocol"):
+        FeatureSpace("segmenter", ctx, weights=None, random_weights=False, resize="clean")

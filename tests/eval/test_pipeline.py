@@ -362,3 +362,17 @@ def test_the_ema_generator_travels_with_the_folder(spade_run, tmp_path):
     assert any(not torch.equal(plain[k], ema[k]) for k in plain)
     again = condgen.load(folder).save_pretrained(tmp_path / "again")  # a folder's EMA file is kept too
     assert (again / "ema.safetensors").read_bytes() == (folder / "ema.safetensors").read_bytes()
+
+
+def test_evaluate_takes_a_pipeline_and_leaves_gin_as_it_was(vae_run, tmp_path):
+    from condgen.eval.evaluate import evaluate
+
+    pipe = condgen.load(vae_run)
+    gin.clear_config()
+    gin.bind_parameter("train.seed", 5)
+    before = gin.config_str()
+    rec = evaluate(pipe, metrics=[], segmenter=None, num_images=2, out=tmp_path / "m.json")
+    assert gin.config_str() == before  # the run's config was active only during the evaluation
+    assert rec["protocol"]["source"] == pipe.provenance and rec["protocol"]["images"] == 2
+    assert rec["protocol"]["dataset"] == "SyntheticLandscapes"  # built with the run's dataset bindings
+    gin.clear_config()

@@ -150,3 +150,23 @@ def test_report_labels_segmenter_feature_diversity(oasis_run, tiny_segmenter, tm
     text = compare([oasis_run], tmp_path / "report", names=["oasis"], maps=1).read_text()
     assert "seg-feature div." in text and "LPIPS" not in text
     assert "diversity seg_diversity (seg-feature-distance:landscape)" in text
+
+
+def test_losses_plot_takes_the_terms_the_objective_logged(oasis_run, tmp_path):
+    """OASIS logs G_adv / D_labelmix, which no fixed list of Pix2PixHD names knows: the plot finds them."""
+    from condgen.objectives import OASISObjective
+    from condgen.objectives.base import check_declared
+    from condgen.report import RunSummary, plot_losses
+    from condgen.rundir import METRICS_FILE
+    from condgen.train.report import loss_keys, read_metrics
+
+    records = read_metrics(oasis_run / METRICS_FILE)
+    keys = loss_keys(records)
+    assert {"G_adv", "D_fake", "D_real", "D_labelmix"} <= set(keys)
+    assert "step" not in keys and "lr_G" not in keys and "images_per_s" not in keys
+    assert set(keys) <= set(OASISObjective.loss_names)  # what the objective declares is what it logged
+    assert keys.index("G_adv") < keys.index("D_fake")  # G's terms first, as the objective returns them
+    png = plot_losses([RunSummary("oasis", oasis_run, losses=records)], tmp_path / "losses.png")
+    assert png is not None and png.is_file()
+    with pytest.raises(ValueError, match="G_bogus.*OASISObjective.loss_names"):
+        check_declared(OASISObjective(), ["G_adv", "G_bogus"])

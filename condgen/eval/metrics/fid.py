@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from condgen.eval.fid import (
     cache_key,
@@ -20,6 +21,7 @@ from condgen.eval.fid import (
     to_uint8,
 )
 from condgen.eval.metrics.base import Column, EvalBatch, EvalContext, Metric
+from condgen.eval.resize import check_resize, resize_images
 from condgen.registry import register
 
 FEATURES = ("inception", "segmenter")
@@ -37,6 +39,11 @@ class FeatureSpace:
         self.random_weights = random_weights and space != "segmenter"
         self._last: tuple[Any, Tensor] | None = None
         if space == "segmenter":
+            if resize != "legacy_tf":
+                raise ValueError(
+                    f"resize={resize!r} with segmenter features: the segmenter's protocol "
+                    "brings images to its input; leave resize at its default"
+                )
             seg = ctx.segmenter()
             if seg is None:
                 raise ValueError("feature space 'segmenter' needs a segmenter (evaluate(segmenter=...))")
@@ -50,25 +57,31 @@ class FeatureSpace:
         if space == "inception":
             from condgen.eval.inception import InceptionFeatures
 
-            if resize != "legacy_tf":
-                raise ValueError(
-                    f"resize={resize!r} with Inception features: torch-fidelity's Inception "
-                    "resizes inside (legacy_tf); use dinov2 or clip features for other modes"
-                )
-            net: Any = InceptionFeatures(weights=weights, random_weights=random_weights)
+            inception = InceptionFeatures(weights=weights, random_weights=random_weights)
             self.record = {
-                "name": net.name,
-                "weights_sha256": net.weights_sha256,
+                "name": inception.name,
+                "weights_sha256": inception.weights_sha256,
                 "input_size": [299, 299],
                 "resize": "legacy_tf",
             }
+            net: Any = inception
+            if resize != "legacy_tf":
+                # torch-fidelity's Inception takes uint8 and resizes inside: resize first, round to 8 bits;
+                # its own resize of a 299x299 input is then the identity
+                def net(img: Tensor) -> Tensor:
+                    x = resize_images(img, (299, 299), resize)
+                    return inception(x.round().clamp(0, 255).to(torch.uint8))
+
+                inception.to(ctx.device)
+                self.record["resize"] = f"{resize} (then rounded to 8 bits)"
         else:
             from condgen.eval.extractors import CLIPFeatures, DINOv2Features
 
             cls = DINOv2Features if space == "dinov2" else CLIPFeatures
             net = cls(weights=weights, random_weights=random_weights, resize=resize)
             self.record = net.record()
-        net = net.to(ctx.device)
+        if isinstance(net, nn.Module):
+            net = net.to(ctx.device)
         self.net = lambda img: net(to_uint8(img))
 
     def __call__(self, img: Tensor, tag: Any) -> Tensor:
@@ -156,6 +169,8 @@ class FIDKID(FeatureSetMetric):
         inception_weights: path of the pytorch-fid Inception file (default: the cache).
         random_inception: a seeded random Inception (tests only: the numbers are meaningless).
         kid_subsets, kid_subset_size: KID's random subsets (the size is capped at the number of images).
+        resize: how images reach the Inception: 'legacy_tf' (torch-fidelity's, as the published FIDs) or
+            'clean' (clean-fid's PIL bicubic, then rounded to 8 bits); see condgen/eval/resize.py.
     """
 
     columns = (Column("fid", "FID", "lower"), Column("kid_mean", "KID", "lower"))
@@ -168,6 +183,7 @@ class FIDKID(FeatureSetMetric):
         random_inception: bool = False,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
+        resize: str = "legacy_tf",
     ) -> None:
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; choose one of {', '.join(FEATURES)}")
@@ -177,6 +193,7 @@ class FIDKID(FeatureSetMetric):
             random_inception,
         )
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+        self.resize = check_resize(resize)
 
     def setup(self, ctx: EvalContext) -> None:
         super().setup(ctx)
@@ -185,7 +202,7 @@ class FIDKID(FeatureSetMetric):
             self.features,
             weights=self.inception_weights,
             random_weights=self.random_inception,
-            resize="legacy_tf",
+            resize=self.resize,
         )
 
     def compute(self, states: list[Any]) -> dict[str, Any]:

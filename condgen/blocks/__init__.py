@@ -7,6 +7,7 @@ from condgen.blocks import (  # noqa: F401
     label_pyramid,
     noise,
     norm,
+    sdm,
     sean,
     semantic_embedding,
     spade,

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from condgen.cli.gin_setup import add_bindings_argument
+from condgen.infer.diffusion import add_sampler_args, sampler_overrides
 from condgen.rundir import CheckpointError
 
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, "extra bindings after the run's config, e.g. \"eval/CocoStuff.root = '/data/coco'\""
     )
     p.add_argument("--cache", type=Path, help="real-feature cache folder (default $CONDGEN_CACHE/stats)")
+    add_sampler_args(p)
     return p
 
 
@@ -223,18 +225,29 @@ def main(argv: list[str] | None = None) -> int:
         elif args.source is None:
             raise ValueError("give a run (RUN) or a folder of images (--images DIR --labels DIR)")
         else:
-            record = evaluate(
-                args.source,
-                out=args.out,
-                split=args.split,
-                num_images=args.num_images,
-                dataset=args.dataset,
-                bindings=tuple(args.gin_bindings),
-                latent=args.latent,
-                seed=args.seed,
-                ema=args.ema,
-                **common,
-            )
+            source = args.source
+            if (args.steps, args.sampler, args.guidance) != (None, None, None):  # checked against the model
+                import torch
+
+                from condgen.infer import SynthesisPipeline
+                from condgen.infer.diffusion import sampler_options
+
+                source = SynthesisPipeline.from_pretrained(
+                    args.source, ema=args.ema, device="cuda" if torch.cuda.is_available() else "cpu")
+                sampler_options(args, source.G)
+            with sampler_overrides(steps=args.steps, method=args.sampler, guidance=args.guidance):
+                record = evaluate(
+                    source,
+                    out=args.out,
+                    split=args.split,
+                    num_images=args.num_images,
+                    dataset=args.dataset,
+                    bindings=tuple(args.gin_bindings),
+                    latent=args.latent,
+                    seed=args.seed,
+                    ema=args.ema,
+                    **common,
+                )
     except (
         WeightsNotFoundError,
         WeightsMismatchError,

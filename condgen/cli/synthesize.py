@@ -30,6 +30,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from condgen.infer.diffusion import add_sampler_args
 from condgen.rundir import CheckpointError, RunDirError, output_dir
 
 
@@ -85,14 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ema", action="store_true", help="use the EMA generator of the run")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    add_sampler_args(p)
     args = p.parse_args(argv)
 
     from condgen.eval.synthesize import synthesize_folder
     from condgen.infer import SynthesisPipeline
+    from condgen.infer.diffusion import sampler_options, sampler_overrides
 
     try:
         pipe = SynthesisPipeline.from_pretrained(args.run, ema=args.ema, device=args.device)
-        with output_dir(args.out), warnings.catch_warnings(record=True) as caught:  # warnings: one line each
+        sampler = sampler_options(args, pipe.G)
+        with (output_dir(args.out), sampler_overrides(**sampler),  # a new or condgen folder, kept if done
+              warnings.catch_warnings(record=True) as caught):  # warnings: printed as one line each below
             warnings.simplefilter("default")
             record = synthesize_folder(
                 pipe, args.labels, args.out, samples=args.samples, resample_class=args.resample_class,

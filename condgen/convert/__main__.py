@@ -1,4 +1,4 @@
-"""`python -m condgen.convert {spade|ccfpse|oasis|sean} --flags "..." --checkpoint_dir DIR --out OUT`."""
+"""`python -m condgen.convert {spade|ccfpse|oasis|sean|sdm} --flags "..." --checkpoint_dir DIR --out OUT`."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m condgen.convert",
         description="Convert official NVlabs/SPADE, xh-liu/CC-FPSE, tzt101/CLADE, boschresearch/OASIS, "
-        "sj-li/DP_GAN or ZPdesu/SEAN checkpoints into a condgen run dir.",
+        "sj-li/DP_GAN, ZPdesu/SEAN or WeilunWang/semantic-diffusion-model (SDM) checkpoints into a condgen "
+        "run dir.",
     )
     p.add_argument(
-        "repo", choices=(*REPOS, "oasis", "dpgan", "sean"),
+        "repo", choices=(*REPOS, "oasis", "dpgan", "sean", "sdm"),
         help="which official code base wrote the checkpoint",
     )
     p.add_argument(
@@ -51,6 +52,10 @@ def _main(argv: list[str] | None) -> int:
         from condgen.convert.sean import convert_main as convert_sean
 
         return convert_sean(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
+    if args.repo == "sdm":  # SDM: ema_0.9999_<step>.pt and/or model<step>.pt under checkpoint_dir
+        from condgen.convert.sdm import convert_main as convert_sdm
+
+        return convert_sdm(args.flags, args.checkpoint_dir, args.which_epoch, args.out)
 
     ckpt = args.checkpoint_dir
     files = {n: ckpt / f"{args.which_epoch}_net_{n}.pth" for n in ("G", "D", "E")}

@@ -38,6 +38,7 @@ from condgen.eval.metrics import (
 from condgen.eval.metrics.fid import resize_filter
 from condgen.eval.segmenters import Segmenter
 from condgen.eval.split import GENERATED_SPLIT, collate_items, eval_dataset, shard
+from condgen.infer.diffusion import sampler_record
 from condgen.infer.latents import generate, latents
 from condgen.infer.pipeline import SynthesisPipeline
 from condgen.rundir import eval_path
@@ -240,8 +241,10 @@ def _evaluate(
         "resolution": [h, w],
         "real_resize_filter": resize_filter(ds),
         "generated": "one per label map",
-        "latent": {"vae": latent, "noise": "3-D noise seeded per image"}.get(kind, "none (label-map input)"),
+        "latent": {"vae": latent, "noise": "3-D noise seeded per image",
+                   "diffusion": "diffusion noise seeded per image"}.get(kind, "none (label-map input)"),
         "latent_policy": latent,
+        "sampler": sampler_record(pipe.G),  # diffusion models: steps, method and guidance scale
         "seed": seed,
         **protocol_fields,
         **_run_facts(metrics, state, t0),
@@ -489,6 +492,10 @@ def protocol_line(p: dict) -> str:
     flag = " [MEANINGLESS: random weights]" if p.get("meaningless") else ""
     noise = str(p.get("latent", "")).startswith("3-D noise")
     latent = "3-D noise seeded per image" if noise else f"VAE latents {p['latent_policy']}"
+    if p.get("sampler"):  # a diffusion model: the sampler changes every image
+        s = p["sampler"]
+        latent = (f"{s['method'].upper()}-{s['steps']} sampling, guidance {s['guidance']:g}, noise seeded "
+                  "per image")
     if str(p.get("generated", "")).startswith("made elsewhere"):
         src = p.get("source") or {}
         gaps = len(src.get("missing") or [])

@@ -21,6 +21,7 @@ from torch import Tensor
 from condgen.data.io import LABEL_EXTENSIONS, list_files, read_image
 from condgen.data.spec import DataSpec
 from condgen.data.visualize import colorize
+from condgen.infer.diffusion import sampler_record
 from condgen.infer.latents import (  # noqa: F401  (these names stay importable from here)
     NO_LATENT,
     _seed_of,
@@ -162,6 +163,7 @@ def synthesize_folder(
         "maps": len(names),
         "samples": samples,
         "latent": pipe.latent.describe,
+        "sampler": sampler_record(pipe.G),  # diffusion models: steps, method, guidance scale
         "resample_class": None
         if channel is None
         else {

@@ -20,6 +20,7 @@ sample, style, region_styles, steps); `accepts` lists the optional inputs it hon
 (a `NotImplementedError`) naming the kind. Nothing in this package needs editing for a new kind.
 """
 
+from condgen.infer import diffusion  # noqa: F401  (registers the diffusion latent kind)
 from condgen.infer.dataset import DatasetInfo
 from condgen.infer.latents import (
     LATENT_KINDS,

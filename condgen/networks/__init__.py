@@ -9,6 +9,7 @@ from condgen.networks import (  # noqa: F401
     oasis_discriminator,
     oasis_generator,
     patch_discriminator,
+    sdm_unet,
     sean_generator,
     spade_generator,
     vae_encoder,

@@ -23,7 +23,7 @@ class GAN:
     """The networks of one run. `E` is the VAE style encoder, present iff `G.use_vae`."""
 
     G: nn.Module
-    D: nn.Module
+    D: nn.Module | None = None  # None for objectives that train no discriminator (diffusion)
     E: nn.Module | None = None
 
     @property
@@ -62,7 +62,7 @@ def paper_names(gan: GAN) -> tuple[str, str]:
 def build_gan(
     spec: DataSpec,
     generator: type[nn.Module] = gin.REQUIRED,
-    discriminator: type[Discriminator] = gin.REQUIRED,
+    discriminator: type[Discriminator] | None = gin.REQUIRED,
     encoder: type[nn.Module] | None = None,
     random_input: bool = False,
 ) -> GAN:
@@ -71,13 +71,16 @@ def build_gan(
     Args:
         spec: the dataset's shapes: `semantic_nc` label channels, `crop_size`, `aspect_ratio`.
         generator: a generator class, called as `generator(semantic_nc, crop_size=, aspect_ratio=)`.
-        discriminator: called as `discriminator(semantic_nc)`; it sees the image and the label map.
+        discriminator: called as `discriminator(semantic_nc)`; it sees the image and the label map. None
+            (bound explicitly) for objectives that train none (`SDMObjective`).
         encoder: the VAE style encoder class (`@VAEEncoder`); required iff the generator has `use_vae`,
             unless `random_input`.
         random_input: the generator takes z ~ N(0, I) with no encoder and no KL term (SPADE Table 4
             "random input"); needs the generator's `use_vae = True` (its z input) and no encoder.
     """
     for name, value in (("generator", generator), ("discriminator", discriminator)):
+        if value is None and name == "discriminator":
+            continue
         if value is gin.REQUIRED or value is None:
             raise ValueError(f"build_gan.{name} is not bound; bind `build_gan.{name} = @SomeClass` in gin")
         if not isinstance(value, type):
@@ -86,7 +89,7 @@ def build_gan(
                 f"`@{type(value).__name__}()`), got an instance"
             )
     G = generator(spec.semantic_nc, crop_size=spec.crop_size, aspect_ratio=spec.aspect_ratio)
-    D = discriminator(spec.semantic_nc)
+    D = discriminator(spec.semantic_nc) if discriminator is not None else None
     use_vae = bool(getattr(G, "use_vae", False))
     if random_input:
         if not use_vae or encoder is not None:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from condgen.data.errors import DataError
-from condgen.objectives.base import check_declared, total
+from condgen.objectives.base import Update, check_declared, total
 from condgen.rundir import (
     CONFIG_FILE,
     LOCK_FILE,
@@ -78,33 +78,37 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stopped before saving anything from that step."""
 
 
-# ----------------------------------------------------------------------------------------------- the GAN step
-def generator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-    """One G (+E) update from the micro-batches; D is only read (its parameters get no gradient)."""
-    params = [p for group in s.opt_G.param_groups for p in group["params"] if p.requires_grad]
-    s.opt_G.zero_grad(set_to_none=True)
+# ---------------------------------------------------------------------------------------------- one update
+def update_step(s: StepContext, update: Update, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+    """One optimiser update from the micro-batches: the update's networks get gradients, the others are
+    only read (their DDP all-reduce skipped); the objective's loss terms are summed and backpropagated."""
+    opt = s.optimizers[update.name]
+    params = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
+    trained = [s.nets[n] for n in update.networks if n in s.nets]
+    read = [net for n, net in s.nets.items() if n not in update.networks]
+    opt.zero_grad(set_to_none=True)
     totals: dict[str, Tensor] = {}
     for i, (seg, real) in enumerate(batches):
-        sync = _sync_on_last(s, i, len(batches), s.G, s.E)
-        with sync, s.accelerator.no_sync(s.D), s.accelerator.autocast():
-            losses = _per_update(s, s.objective.generator_losses(s.G, s.D, s.E, seg, real), len(batches))
+        with _sync_on_last(s, i, len(batches), *trained), _no_sync(s, read), s.accelerator.autocast():
+            losses = _per_update(s, update.losses(s.nets, seg, real), len(batches))
         s.accelerator.backward(total(losses), inputs=params)
         _add(totals, losses)
-    s.opt_G.step()
+    opt.step()
     return totals
+
+
+def _update(s: StepContext, name: str) -> Update:
+    return next(u for u in s.objective.updates() if u.name == name)
+
+
+def generator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
+    """A GAN objective's G (+E) update (benchmarks and tests call it by name); D is only read."""
+    return update_step(s, _update(s, "G"), batches)
 
 
 def discriminator_step(s: StepContext, batches: list[tuple[Tensor, Tensor]]) -> dict[str, Tensor]:
-    """One D update; the objective generates the fake with G (and E) under no_grad."""
-    s.opt_D.zero_grad(set_to_none=True)
-    totals: dict[str, Tensor] = {}
-    for i, (seg, real) in enumerate(batches):
-        with _sync_on_last(s, i, len(batches), s.D), s.accelerator.autocast():
-            losses = _per_update(s, s.objective.discriminator_losses(s.G, s.D, s.E, seg, real), len(batches))
-        s.accelerator.backward(total(losses))
-        _add(totals, losses)
-    s.opt_D.step()
-    return totals
+    """A GAN objective's D update; the objective generates the fake with G (and E) under no_grad."""
+    return update_step(s, _update(s, "D"), batches)
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -297,25 +301,27 @@ def _steps(run: Any, run_dir: Path, start: int, ckpt: Path | None, config: str, 
                                keep_last=s.keep_last, extra=run.extra())
 
     bar = progress_bar(run.steps, start, enabled=run.main and s.progress)
+    updates = run.step.objective.updates()
     t_run, t_log, last_logged = time.perf_counter(), time.perf_counter(), start
     final, stopped = ckpt, None
     signals.deferred = True  # from here on SIGINT / SIGTERM stop the run at the end of the step
     for step in range(start, run.steps):
         where = schedule.Progress(step, s.grad_accum, run.per_epoch)
         factor = schedule.lr_factor(where.epoch, s.niter, s.niter_decay)
-        _set_lr(run.step.opt_G, run.lr_G * factor)
-        _set_lr(run.step.opt_D, run.lr_D * factor)
+        for name, opt in run.step.optimizers.items():
+            _set_lr(opt, run.lrs[name] * factor)
         try:
             micro = [run.to_device(next(batches)) for _ in range(s.grad_accum)]
         except DataError as e:
             bar.close()
             raise _keep_work(e, run, step, start, final, save) from None
         losses: dict[str, Tensor] = {}
-        if step % s.D_steps_per_G == 0:
-            losses |= generator_step(run.step, micro)
-            if run.ema is not None:
+        for update in updates:  # the objective's updates in order (a GAN: G, then D on the same batch)
+            if update.thinned and step % s.D_steps_per_G:
+                continue
+            losses |= update_step(run.step, update, micro)
+            if run.ema is not None and "G" in update.networks:
                 _ema_update(run.ema, acc.unwrap_model(run.step.G), s.ema_decay)
-        losses |= discriminator_step(run.step, micro)
         check_declared(run.step.objective, losses)  # reports plot the declared terms: none may be missing
         values = _check_finite(acc, losses, step + 1, where.epoch, run_dir)
         attempt.trained += 1
@@ -350,8 +356,7 @@ def _steps(run: Any, run_dir: Path, start: int, ckpt: Path | None, config: str, 
         if run.ema is not None and s.ema_bn_batches:
             _recalibrate_ema(run, run.steps)
         final = save(run.steps, schedule.Progress(run.steps, s.grad_accum, run.per_epoch).epoch)
-    nets = [run.step.G, run.step.D] + ([run.step.E] if run.step.E is not None else [])
-    hashes = replica_hashes(acc, nets)
+    hashes = replica_hashes(acc, list(run.step.nets.values()))
     if run.main:
         write_summary(run, run_dir, steps=run.steps, start=start, final=final,
                       wall=time.perf_counter() - t_run, hashes=hashes, config_file=run_dir / CONFIG_FILE)
@@ -392,6 +397,14 @@ def _sync_on_last(s: StepContext, i: int, n: int, *models: nn.Module | None) -> 
         for m in models:
             if m is not None:
                 stack.enter_context(s.accelerator.no_sync(m))
+    return stack
+
+
+def _no_sync(s: StepContext, models: list[nn.Module]) -> contextlib.ExitStack:
+    """No DDP gradient all-reduce for the networks an update only reads."""
+    stack = contextlib.ExitStack()
+    for m in models:
+        stack.enter_context(s.accelerator.no_sync(m))
     return stack
 
 
@@ -452,7 +465,7 @@ def _check_finite(accelerator: Any, losses: dict[str, Tensor], step: int, epoch:
 
 def _check_finite_state(run: Any, step: int, run_dir: Path) -> None:
     """Stop before saving a state whose parameters or buffers (BatchNorm statistics) hold NaN or inf."""
-    bad = nonfinite_tensors({"G": run.step.G, "D": run.step.D, "E": run.step.E, "ema": run.ema})
+    bad = nonfinite_tensors({**run.step.nets, "ema": run.ema})
     if bad:
         more = f" and {len(bad) - 4} more" if len(bad) > 4 else ""
         raise _non_finite(

@@ -121,7 +121,7 @@ def write_samples(run: Any, run_dir: Path, step: int, fixed: dict) -> Path:
         elif hasattr(unwrap(G), "encode_style"):  # SEAN: reconstruction, the real images' region styles
             fake = G(seg, real)
         else:
-            fake = G(seg)
+            fake = run.step.objective.sample(G, seg)  # a GAN: G(seg); a diffusion model: its sampler
     G.train(was_training)
     grid = sample_grid(colorize(fixed["label"], getattr(run.data, "PALETTE", None)), real, fake)
     path = save_png(grid, sample_path(run_dir, step))
@@ -160,10 +160,11 @@ def progress_bar(total: int, initial: int, enabled: bool) -> Any:
 def log_step(run: Any, metrics: MetricsLog, bar: Any, done: int, epoch: int, factor: float,
              values: dict[str, float], images_per_s: float) -> None:
     """One metrics record: JSONL, TensorBoard scalars and the progress bar's postfix."""
-    lr_G, lr_D = run.lr_G * factor, run.lr_D * factor
-    metrics.write({"step": done, "epoch": epoch, "lr_G": lr_G, "lr_D": lr_D, **values,
+    lrs = {name: run.lrs[name] * factor for name in run.step.optimizers}  # GANs: G and D
+    metrics.write({"step": done, "epoch": epoch, **{f"lr_{k}": v for k, v in lrs.items()}, **values,
                    "images_per_s": round(images_per_s, 3)})
-    run.accelerator.log({"epoch": epoch, "lr/G": lr_G, "lr/D": lr_D, "speed/images_per_s": images_per_s,
+    run.accelerator.log({"epoch": epoch, **{f"lr/{k}": v for k, v in lrs.items()},
+                         "speed/images_per_s": images_per_s,
                          **{f"loss/{k}": v for k, v in values.items()}}, step=done)
     bar.set_postfix({**{k: f"{v:.3g}" for k, v in values.items()}, "img/s": f"{images_per_s:.1f}"},
                     refresh=False)

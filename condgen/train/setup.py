@@ -96,15 +96,32 @@ def settings_signature(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @dataclasses.dataclass
 class StepContext:
-    """What one training step needs: the prepared networks, optimisers and the objective."""
+    """What one training step needs: the prepared networks and optimisers (by name) and the objective."""
 
     accelerator: Any
-    G: nn.Module
-    D: nn.Module
-    E: nn.Module | None
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
+    nets: dict[str, nn.Module]  # 'G', 'D', 'E': those the objective's run builds
+    optimizers: dict[str, torch.optim.Optimizer]  # one per `objective.updates()` entry, by its name
     objective: Objective
+
+    @property
+    def G(self) -> nn.Module:
+        return self.nets["G"]
+
+    @property
+    def D(self) -> nn.Module | None:
+        return self.nets.get("D")
+
+    @property
+    def E(self) -> nn.Module | None:
+        return self.nets.get("E")
+
+    @property
+    def opt_G(self) -> torch.optim.Optimizer:
+        return self.optimizers["G"]
+
+    @property
+    def opt_D(self) -> torch.optim.Optimizer | None:
+        return self.optimizers.get("D")
 
 
 @dataclasses.dataclass
@@ -123,6 +140,11 @@ class Run:
     per_epoch: int  # steps per epoch
     lr_G: float
     lr_D: float
+
+    @property
+    def lrs(self) -> dict[str, float]:
+        """The base learning rate of each optimiser, by update name."""
+        return {"G": self.lr_G, "D": self.lr_D}
 
     @property
     def main(self) -> bool:
@@ -171,6 +193,7 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
     spec: DataSpec = data.spec
     try:  # shapes and sizes the settings ask for: say which binding to change, before any work
         gan = build_gan(spec)
+        check_networks(gan, s.objective)
         per_epoch = batches_per_epoch(len(data), s.batch_size, accelerator.num_processes)
         steps = schedule.total_steps(
             niter=s.niter,
@@ -195,18 +218,34 @@ def build_run(settings: TrainSettings, *, accelerator: Any | None = None, run_di
     objective = s.objective().to(accelerator.device)
     if gan.E is not None and accelerator.is_main_process:
         warn_kld_batch(getattr(objective, "kld_loss", None), s.batch_size * s.grad_accum)
-    g_params = [*gan.G.parameters(), *(gan.E.parameters() if gan.E is not None else [])]
-    opt_G = speed.adam(g_params, lr=lr_G, betas=betas)
-    opt_D = speed.adam(gan.D.parameters(), lr=lr_D, betas=betas)
-    nets = accelerator.prepare(*gan.named().values())
+    built = gan.named()
+    lrs = {"G": lr_G, "D": lr_D}
+    optimizers = {}
+    for update in objective.updates():  # one optimiser per update, over the networks it trains
+        params = [p for name in update.networks if name in built for p in built[name].parameters()]
+        optimizers[update.name] = speed.adam(params, lr=lrs.get(update.name, s.lr), betas=betas)
+    nets = accelerator.prepare(*built.values())
     nets = nets if isinstance(nets, tuple) else (nets,)
-    opt_G, opt_D = accelerator.prepare(opt_G, opt_D)
+    opts = accelerator.prepare(*optimizers.values())
+    opts = opts if isinstance(opts, tuple) else (opts,)
     install_portable_hooks(accelerator)
     if ema is not None:
         ema.to(accelerator.device)
-    compiled = {k: speed.compiled(v) for k, v in zip(gan.named(), nets, strict=True)}  # keys unchanged
-    step = StepContext(accelerator, compiled["G"], compiled["D"], compiled.get("E"), opt_G, opt_D, objective)
+    compiled = {k: speed.compiled(v) for k, v in zip(built, nets, strict=True)}  # keys unchanged
+    step = StepContext(accelerator, compiled, dict(zip(optimizers, opts, strict=True)), objective)
     return Run(s, accelerator, data, spec, gan, step, ema, speed, steps, per_epoch, lr_G, lr_D)
+
+
+def check_networks(gan: GAN, objective: Any) -> None:
+    """The networks built (gin `build_gan.*`) are those the objective trains (`Objective.networks`)."""
+    wants = set(getattr(objective, "networks", ("G", "D")))
+    name = getattr(objective, "__name__", type(objective).__name__)
+    if "D" in wants and gan.D is None:
+        raise SettingsError(f"{name} trains a discriminator, but build_gan.discriminator = None; bind "
+                            "build_gan.discriminator = @SomeDiscriminator (or another train.objective)")
+    if "D" not in wants and gan.D is not None:
+        raise SettingsError(f"{name} trains no discriminator, but build_gan.discriminator = "
+                            f"@{type(gan.D).__name__}; bind build_gan.discriminator = None")
 
 
 def warn_kld_batch(kld: Any, per_process: int) -> None:

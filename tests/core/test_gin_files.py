@@ -27,6 +27,7 @@ TINY = [
     "LabelPyramidCondition.first_channels = 4",
     "CocoStuff.crop_size = 64", "ADE20K.crop_size = 64", "CustomFolder.crop_size = 64",
     "Cityscapes.crop_size = 128", "SyntheticLandscapes.crop_size = 64", "SyntheticLandscapes.length = 4",
+    "SDMUNet.model_channels = 32", "SDMUNet.num_res_blocks = 1", "SDMUNet.num_head_channels = 32",
 ]
 
 
@@ -40,6 +41,10 @@ def _build_and_run(files: list[str], roots: dict) -> dict:
     seg = encode_labels(batch["label"], spec.label_nc, contain_dontcare_label=spec.contain_dontcare_label,
                         instance=batch.get("instance"), instance_edges=spec.instance_edges)
     real = batch["image"]
+    if type(gan.G).__name__ == "SDMUNet":  # a denoiser: (noisy image, timesteps, label map) -> noise | var.
+        out = gan.G(real, torch.tensor([0, 999]), seg)
+        assert out.shape == (2, 6, *real.shape[-2:]) and torch.isfinite(out).all() and gan.D is None
+        return {"G": "SDMUNet", "D": None, "E": gan.E is not None, "gan": gan}
     z = None
     if gan.E is not None:
         mu, logvar = gan.E(real)
@@ -59,6 +64,10 @@ def test_experiment_builds_and_runs(experiment, roots):
         assert (out["G"], out["D"], out["E"]) == ("SEANGenerator", "MultiscalePatchDiscriminator", False)
         assert gin.query_parameter("train.objective").selector == "SEANObjective"
         assert out["gan"].D.discriminator_0.model2[0][0].stride == (2, 2)  # SEAN's D: all strides 2
+        return
+    if experiment.startswith("sdm"):
+        assert (out["G"], out["D"], out["E"]) == ("SDMUNet", None, False)
+        assert gin.query_parameter("train.objective").selector == "SDMObjective"
         return
     if experiment.startswith("oasis"):
         assert (out["G"], out["D"], out["E"]) == ("OASISGenerator", "OASISDiscriminator", False)

@@ -2,7 +2,7 @@
 
 Layers, low to high (a module may import its own layer and those below it):
 registry/utils/config/weights/fetch
--> data -> ops -> blocks -> networks -> losses -> objectives -> train -> infer -> eval
+-> data -> ops -> blocks -> networks -> losses/diffusion -> objectives -> train -> infer -> eval
 -> report/convert/paint/export -> cli. Imports inside functions count too (they are still dependencies).
 The package face (`condgen/__init__.py`) imports the built-in packages so that their blocks register; it is
 the one module allowed above everything, and nothing imports it back (`from condgen import x`).
@@ -20,7 +20,7 @@ LAYERS = [
     {"ops"},
     {"blocks"},
     {"networks"},
-    {"losses"},
+    {"losses", "diffusion"},  # diffusion: the process maths (torch + numpy only), used by objectives and up
     {"objectives"},
     {"train"},
     {"infer"},

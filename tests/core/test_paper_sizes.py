@@ -43,7 +43,13 @@ OFFICIAL = {
     "sean_celeba.gin": {"G": 266_907_367, "D": 1_364_098},
     "sean_ade20k.gin": {"G": 270_861_031 + (151 - 19) * 3_939_840, "D": 1_634_434},
     "sean_cityscapes.gin": {"G": 267_416_551 + (36 - 19) * 3_939_840, "D": 1_398_914},
+    # SDM: the denoising UNet only (no discriminator); the original's create_model at the README flags
+    "sdm_ade20k.gin": {"G": 660_608_518},
+    "sdm_coco.gin": {"G": 662_509_318},
+    "sdm_cityscapes.gin": {"G": 653_984_518},
+    "sdm_celeba.gin": {"G": 653_062_918},
 }
+
 
 
 def test_every_paper_experiment_is_listed():

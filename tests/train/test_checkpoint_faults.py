@@ -131,18 +131,18 @@ def test_a_non_finite_state_is_never_saved_nor_called_good(tmp_path, capsys, mon
     """Losses can stay finite one step longer than the state: the guard checks the state before saving."""
     import condgen.train.loop as loop
 
-    real = loop.discriminator_step
+    real = loop.update_step
 
-    def poisoned(s, micro):
-        losses = real(s, micro)
-        if s.opt_D.state and next(iter(s.opt_D.state.values()))["step"] >= 3:
+    def poisoned(s, update, micro):
+        losses = real(s, update, micro)
+        if update.name == "D" and s.opt_D.state and next(iter(s.opt_D.state.values()))["step"] >= 3:
             with torch.no_grad():  # what an overflow leaves behind: inf BatchNorm statistics, huge weights
                 for name, b in s.accelerator.unwrap_model(s.G).named_buffers():
                     if name.endswith("running_var"):
                         b.fill_(float("inf"))
         return losses
 
-    monkeypatch.setattr(loop, "discriminator_step", poisoned)
+    monkeypatch.setattr(loop, "update_step", poisoned)
     run_dir = tmp_path / "run"
     assert train(run_dir, "train.save_every = 1", "SPADE.param_free = 'batch'") == 1
     err = capsys.readouterr().err

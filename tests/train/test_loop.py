@@ -55,16 +55,16 @@ def test_interrupted_and_resumed_run_ends_bit_identical(tmp_path, monkeypatch):
     full = run(tmp_path / "full", *VAE_EMA_DECAY)
     assert json.loads((full / "state.json").read_text())["step"] == 6
 
-    real_step = loop.generator_step
+    real_step = loop.update_step
     calls = {"n": 0}
 
-    def killed_at_step_5(*args, **kwargs):
-        calls["n"] += 1
+    def killed_at_step_5(s, update, micro):
+        calls["n"] += update.name == "G"
         if calls["n"] == 5:
             raise KeyboardInterrupt("simulated kill")
-        return real_step(*args, **kwargs)
+        return real_step(s, update, micro)
 
-    monkeypatch.setattr(loop, "generator_step", killed_at_step_5)
+    monkeypatch.setattr(loop, "update_step", killed_at_step_5)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "killed", *VAE_EMA_DECAY)
     monkeypatch.undo()

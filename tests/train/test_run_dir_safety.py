@@ -396,16 +396,16 @@ def test_ctrl_c_saves_the_step_exits_130_and_resume_is_bit_identical(
 ):
     bindings = ["train.max_steps = 4", "train.save_every = 1000", *QUIET]
     assert cli(tmp_path / "full", *bindings) == 0
-    real_step, calls = loop.generator_step, []
+    real_step, calls = loop.update_step, []
 
-    def ctrl_c_in_step_2(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
+    def ctrl_c_in_step_2(s, update, micro):
+        calls.append(update.name)
+        if calls.count("G") == 2 and update.name == "G":
             assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler, "no SIGINT handler"
             os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step: the step still completes
-        return real_step(*args, **kwargs)
+        return real_step(s, update, micro)
 
-    monkeypatch.setattr(loop, "generator_step", ctrl_c_in_step_2)
+    monkeypatch.setattr(loop, "update_step", ctrl_c_in_step_2)
     run_dir = tmp_path / "cut"
     capsys.readouterr()
     assert cli(run_dir, *bindings) == 130

@@ -68,7 +68,7 @@ class LPIPSDiversity(Metric):
         from condgen.infer.latents import generate, latent_kind
 
         self.ctx, self.total, self.count = ctx, 0.0, 0
-        if latent_kind(ctx.gan.G) is None or self.maps <= 0:
+        if self.maps <= 0 or ctx.gan is None or latent_kind(ctx.gan.G) is None:  # None: images made elsewhere
             return
         distance = self._distance(ctx)
         self.lpips_record = distance.record

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                    add_help=False)
 
     # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
-    tools = {"eval": "eval", "convert": "convert", "check-data": "check_data", "train": "gin_setup",
+    tools = {"eval": "eval", "convert": "convert", "check-data": "check_data", "train": "train",
              "synthesize": "synthesize", "compare": "compare", "paint": "paint", "leaderboard": "leaderboard",
              "export": "export"}
     if argv and argv[0] in tools:

@@ -11,7 +11,7 @@
   the posterior mean). The landscapes' lighting varies per scene, so 1 means the lighting is transferred and
   0 that the style photo is ignored.
 
-The quickstart's end-of-run summary prints both (`condgen.cli.gin_setup`), so what it shows is measured.
+The quickstart's end-of-run summary prints both (`condgen.cli.train`), so what it shows is measured.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ def test_the_training_command_adds_them_to_the_summary(vae_run, tmp_path, capsys
     """What `experiments/run.py` does after a VAE run on the landscapes (the quickstart)."""
     import shutil
 
-    from condgen.cli.gin_setup import parse_gin, report_multimodality
+    from condgen.cli.gin_setup import parse_gin
+    from condgen.cli.train import report_multimodality
 
     run = shutil.copytree(vae_run, tmp_path / "run")
     parse_gin([run / "config.gin"], [])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from condgen.cli.gin_setup import main
+from condgen.cli.train import main
 from tests.train.test_loop import TINY
 
 BAD = {

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from condgen.cli.gin_setup import main
+from condgen.cli.train import main
 from condgen.rundir import checkpoint_problem, resumable_checkpoint
 from tests.train.test_loop import TINY
 

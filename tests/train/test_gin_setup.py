@@ -5,8 +5,9 @@ from pathlib import Path
 import gin
 import pytest
 
-from condgen.cli import gin_setup
-from condgen.cli.gin_setup import ConfigError, main, parse_gin
+from condgen.cli import train as train_cli
+from condgen.cli.gin_setup import ConfigError, parse_gin
+from condgen.cli.train import main
 from condgen.rundir import mark_run_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,13 +92,13 @@ def test_resume_rejects_a_changed_architecture(tmp_path):
 
     build_gan(SyntheticLandscapes().spec)  # records the operative architecture bindings
     checkpoint_config(run_dir, gin.operative_config_str())
-    args = gin_setup.build_parser().parse_args(["--gin", str(TINY), "--run_dir", str(run_dir), "--resume"])
-    assert gin_setup.prepare(args) == (run_dir, True)
+    args = train_cli.build_parser().parse_args(["--gin", str(TINY), "--run_dir", str(run_dir), "--resume"])
+    assert train_cli.prepare(args) == (run_dir, True)
     args.gin_bindings = ["SPADEGenerator.ngf = 16", "train.max_steps = 50"]  # only the first is refused
     with pytest.raises(ConfigError, match=r"SPADEGenerator.ngf = 8 saved, 16 now"):
-        gin_setup.prepare(args)
+        train_cli.prepare(args)
     args.gin_bindings = ["train.max_steps = 50"]
-    gin_setup.prepare(args)
+    train_cli.prepare(args)
     assert gin.query_parameter("train.max_steps") == 50
 
 
@@ -110,12 +111,12 @@ def test_resume_refuses_another_dataset_unless_asked(tmp_path):
     other = ["train.dataset = @CustomFolder", "CustomFolder.root = '/data/mine'", "CustomFolder.label_nc = 9"]
     argv = ["--run_dir", str(tmp_path), "--resume", "--gin_bindings"]
     with pytest.raises(ConfigError, match=r"train.dataset = @SyntheticLandscapes saved, @CustomFolder now"):
-        gin_setup.prepare(gin_setup.build_parser().parse_args(argv + other))
+        train_cli.prepare(train_cli.build_parser().parse_args(argv + other))
     changed = r"SyntheticLandscapes.length = 8 saved, 16 now.*--allow_dataset_change"
     with pytest.raises(ConfigError, match=changed):
-        gin_setup.prepare(gin_setup.build_parser().parse_args(argv + ["SyntheticLandscapes.length = 16"]))
-    gin_setup.prepare(gin_setup.build_parser().parse_args(argv + ["train.max_steps = 9"]))  # not the data
-    gin_setup.prepare(gin_setup.build_parser().parse_args(["--allow_dataset_change", *argv, *other]))
+        train_cli.prepare(train_cli.build_parser().parse_args(argv + ["SyntheticLandscapes.length = 16"]))
+    train_cli.prepare(train_cli.build_parser().parse_args(argv + ["train.max_steps = 9"]))  # not the data
+    train_cli.prepare(train_cli.build_parser().parse_args(["--allow_dataset_change", *argv, *other]))
     assert gin.query_parameter("train.dataset").selector.endswith("CustomFolder")
 
 
@@ -127,26 +128,39 @@ def test_resume_compares_what_macros_stand_for(tmp_path):
     build_gan(SyntheticLandscapes().spec)
     checkpoint_config(tmp_path, gin.operative_config_str())
     assert "SPADEGenerator.ngf = %NGF" in (tmp_path / "step_1" / "config.gin").read_text()
-    args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume",
+    args = train_cli.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume",
                                                 "--gin_bindings", "NGF = 8"])
-    gin_setup.prepare(args)  # same value: fine
+    train_cli.prepare(args)  # same value: fine
     args.gin_bindings = ["NGF = 16"]
     with pytest.raises(ConfigError, match="SPADEGenerator.ngf = 8 saved, 16 now"):
-        gin_setup.prepare(args)
+        train_cli.prepare(args)
 
 
 def test_resume_without_gin_files_uses_the_saved_config(tmp_path):
     parse_gin([TINY], ["train.seed = 3"])
     mark_run_dir(tmp_path)  # a run killed before its first checkpoint: its config.gin is the base
     (tmp_path / "config.gin").write_text(gin.config_str())
-    args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume"])
+    args = train_cli.build_parser().parse_args(["--run_dir", str(tmp_path), "--resume"])
     gin.clear_config()
-    gin_setup.prepare(args)
+    train_cli.prepare(args)
     assert gin.query_parameter("train.seed") == 3
-    args = gin_setup.build_parser().parse_args(["--run_dir", str(tmp_path / "empty"), "--resume"])
+    args = train_cli.build_parser().parse_args(["--run_dir", str(tmp_path / "empty"), "--resume"])
     with pytest.raises(ConfigError, match="give the --gin files"):
-        gin_setup.prepare(args)
+        train_cli.prepare(args)
 
 
 def test_default_run_dir_follows_the_last_gin_file():
-    assert gin_setup.default_run_dir(["gin/base/x.gin", "gin/quickstart.gin"]) == Path("runs/quickstart")
+    assert train_cli.default_run_dir(["gin/base/x.gin", "gin/quickstart.gin"]) == Path("runs/quickstart")
+
+
+def test_the_train_command_lives_in_cli_train(monkeypatch):
+    """`condgen train` and experiments/run.py run `condgen.cli.train.main`; gin_setup keeps gin parsing."""
+    from condgen.cli import gin_setup
+    from condgen.cli import main as cli_main
+
+    assert not hasattr(gin_setup, "main") and not hasattr(gin_setup, "prepare")
+    seen = []
+    monkeypatch.setattr(train_cli, "main", lambda argv: seen.append(argv) or 7)
+    assert cli_main.main(["train", "--gin", "x.gin"]) == 7 and seen == [["--gin", "x.gin"]]
+    run_py = (Path(__file__).resolve().parents[2] / "experiments" / "run.py").read_text()
+    assert "from condgen.cli.train import main" in run_py

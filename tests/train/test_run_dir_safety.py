@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from condgen.cli.gin_setup import main
+from condgen.cli.train import main
 from condgen.data.landscapes import export_landscapes
 from condgen.rundir import (
     LOCK_FILE,

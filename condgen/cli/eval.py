@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, WeightsNotFoundError) and args.features == "inception" and _on_landscapes(args):
             print("On the synthetic landscapes FID/KID need no file: add --features segmenter (the landscape "
                   "segmenter's features; the first such evaluation trains and caches it, a few CPU minutes "
-                  "with a progress bar).", file=sys.stderr)
+                  "with a progress bar), or fetch the Inception once: condgen weights fetch inception",
+                  file=sys.stderr)
         return 2
     if record:  # the main process
         shown = {k: v for k, v in record["metrics"].items() if not k.endswith("per_class_iou")}

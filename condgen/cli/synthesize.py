@@ -9,7 +9,8 @@
   python -m condgen synthesize --run runs/oasis --labels my_maps/ --samples 4 --resample_class sky --out r/sky
 
 Label maps are single-channel PNGs of the class ids the model was trained on (255 = don't care where the
-dataset has that channel); other sizes are resized (nearest) to the model's. Writes the official results
+dataset has that channel); other sizes of the model's aspect ratio are resized (nearest) to its size, with
+one warning naming the sizes; another aspect ratio is refused unless --resize. Writes the official results
 layout
 (`images/input_label/`, `images/synthesized_image/`, `index.html`), `grid.png` (label | style | samples side
 by side) and `synthesis.json`. The same --seed gives identical images. --out must be new, empty or a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from condgen.infer.diffusion import add_sampler_args
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--instances", type=Path, help="instance maps (same file names) for models with instance edges"
     )
+    p.add_argument("--resize", action="store_true",
+                   help="stretch label maps of another aspect ratio than the model's (refused otherwise)")
     p.add_argument("--ema", action="store_true", help="use the EMA generator of the run")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
@@ -92,17 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipe = SynthesisPipeline.from_pretrained(args.run, ema=args.ema, device=args.device)
         sampler = sampler_options(args, pipe.G)
-        with output_dir(args.out), sampler_overrides(**sampler):  # a new or condgen folder; kept only if done
+        with (output_dir(args.out), sampler_overrides(**sampler),  # a new or condgen folder, kept if done
+              warnings.catch_warnings(record=True) as caught):  # warnings: printed as one line each below
+            warnings.simplefilter("default")
             record = synthesize_folder(
                 pipe, args.labels, args.out, samples=args.samples, resample_class=args.resample_class,
                 style=args.style, region_styles=_region_styles(args.region_style), seed=args.seed,
-                instances_dir=args.instances, batch_size=args.batch_size,
+                instances_dir=args.instances, batch_size=args.batch_size, resize=args.resize,
             )
             if args.save_style is not None:
                 _save_style(pipe, args.labels, args.style, args.region_style, args.save_style)
     except (FileNotFoundError, ValueError, NotImplementedError, CheckpointError, RunDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {len(record['files'])} images for {record['maps']} label maps to {args.out}")
     print(f"  side by side: {args.out / 'grid.png'}   page: {args.out / 'index.html'}")
     return 0

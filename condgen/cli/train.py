@@ -7,6 +7,7 @@ config read first on `--resume`, and the exit codes; gin parsing itself is `cond
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,19 @@ def default_run_dir(gin_files: list[str | Path]) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Parse flags and gin, then train. Exit codes: 0 done, 1 non-finite loss, 2 bad flags, config, data or
     run directory (a file, someone else's folder, locked by another trainer), 130 / 143 stopped by SIGINT /
-    SIGTERM after saving a checkpoint."""
+    SIGTERM after saving a checkpoint. Under `accelerate launch` the launcher exits 1 for any failure."""
+    code = _main(argv)
+    if code != 0:
+        from condgen.train.guard import loud_accelerate_launch
+
+        if loud_accelerate_launch():  # its traceback follows: say how to have this message last
+            print(f"note: condgen exited {code}; accelerate launch repeats the error below with its own "
+                  "traceback and exits 1 (`accelerate launch -q ...` shows only the message above)",
+                  file=sys.stderr)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run_dir, resume = prepare(args)
@@ -78,7 +91,38 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {peer_lost_message(run_dir, e)}", file=sys.stderr)
         return 1
+    report_multimodality(run_dir)
     return 0
+
+
+def report_multimodality(run_dir: Path) -> dict:
+    """A VAE run on the landscapes (the quickstart) ends with its measured diversity and style transfer,
+    printed and added to summary.json, so the docs promise nothing that is not shown."""
+    import json
+
+    from condgen.eval.multimodality import describe, multimodality
+    from condgen.rundir import SUMMARY_FILE
+
+    summary = run_dir / SUMMARY_FILE
+    if os.environ.get("RANK", "0") != "0" or not summary.is_file() or not _vae_on_landscapes():
+        return {}  # checked on the training config first: no checkpoint is loaded for other runs
+    numbers = multimodality(run_dir)
+    for line in describe(numbers):
+        print(line)
+    if numbers:
+        summary.write_text(json.dumps(json.loads(summary.read_text()) | {"multimodality": numbers}, indent=1))
+    return numbers
+
+
+def _vae_on_landscapes() -> bool:
+    import gin
+
+    try:
+        dataset = gin.query_parameter("train.dataset").selector.split(".")[-1]
+        encoder = gin.query_parameter("build_gan.encoder")
+    except (ValueError, AttributeError):
+        return False
+    return dataset == "SyntheticLandscapes" and encoder is not None
 
 
 # what gloo / NCCL say when another process of the group is gone

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from condgen.data.errors import DataError
+from condgen.data.sizes import upscaled_sizes
 from condgen.data.spec import DataSpec
 
 
@@ -32,6 +33,7 @@ class DataReport:
     sizes: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    warnings: list[str] = field(default_factory=list)  # usable data that training changes (upscaled files)
     class_names: tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -53,6 +55,7 @@ class DataReport:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(5))
             more = f" and {len(self.sizes) - 5} other sizes" if len(self.sizes) > 5 else ""
             lines.append(f"file sizes (WxH): {common}{more}")
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.errors:
             lines.append(f"errors (first {len(self.errors)} of {self.error_count}):")
             lines += [f"  {e}" for e in self.errors]
@@ -138,6 +141,7 @@ def check_data(
         hist += h
         report.sizes[tuple(size)] += 1
     report.histogram = hist.tolist()
+    report.warnings += _upscale_warnings(dataset, spec, report.sizes)
     if n and report.ok:  # one item through the preprocessing: the size the networks will see
         try:
             out = dataset[0]
@@ -153,3 +157,21 @@ def check_data(
             report.errors.append(str(err))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _upscale_warnings(dataset: Dataset, spec: DataSpec, sizes: Counter) -> list[str]:
+    """Files smaller than the crop: the preprocessing enlarges them (blurry photos, blocky labels)."""
+    mode = getattr(dataset, "preprocess", None)
+    if mode not in ("resize_and_crop", "fixed"):  # 'none' refuses other sizes; generated data has none
+        return []
+    crop = (spec.size[1], spec.size[0])
+    small = upscaled_sizes(sizes, crop)
+    if not small:
+        return []
+    n = sum(sizes[s] for s in small)
+    shown = ", ".join(f"{w}x{h}" for w, h in small[:5]) + (" ..." if len(small) > 5 else "")
+    to = (f"load_size {dataset.load_size}" if mode == "resize_and_crop" and hasattr(dataset, "load_size")
+          else f"{crop[0]}x{crop[1]}")
+    return [f"{n} of {sum(sizes.values())} files are smaller than the {crop[0]}x{crop[1]} crop ({shown}): "
+            f"training upscales them to {to} (photos bicubic, labels nearest), so they come out blurry and "
+            "blocky; lower crop_size / load_size or leave them out"]

@@ -172,6 +172,17 @@ def train_landscape_segmenter(
     }
 
 
+def _cache_path(recipe: LandscapeRecipe, cache: str | Path | None = None) -> Path:
+    root = Path(cache) if cache is not None else cache_dir("segmenters")
+    return root / f"landscape_{recipe.size}px_{cache_key(**asdict(recipe))}.safetensors"
+
+
+def cached_segmenter_path(recipe: LandscapeRecipe, cache: str | Path | None = None) -> Path | None:
+    """Where the segmenter of `recipe` is cached, or None when it would have to be trained first."""
+    path = _cache_path(recipe, cache)
+    return path if path.is_file() and path.with_suffix(".json").is_file() else None
+
+
 def _expected_time(recipe: LandscapeRecipe) -> str:
     """The default recipe's time (1000 steps: about 8 min on 2 CPU cores), scaled by its amount of work."""
     work = recipe.steps * recipe.batch_size * recipe.size**2 * recipe.width**2 / (1000 * 16 * 64**2 * 16**2)
@@ -188,9 +199,8 @@ def landscape_segmenter(
     Returns the network in eval mode and its record: recipe, weights path and SHA-256, val mIoU / accuracy.
     """
     recipe = recipe or LandscapeRecipe()
-    root = Path(cache) if cache is not None else cache_dir("segmenters")
-    path = root / f"landscape_{recipe.size}px_{cache_key(**asdict(recipe))}.safetensors"
-    meta_path = path.with_suffix(".json")
+    path = _cache_path(recipe, cache)
+    root, meta_path = path.parent, path.with_suffix(".json")
     if not (path.is_file() and meta_path.is_file()):
         # the first segmenter-feature evaluation on a machine: minutes of silence without this and the bar
         log.warning(

@@ -84,6 +84,7 @@ def synthesize_folder(
     batch_size: int = 8,
     device: str = "cpu",
     palette: Any = "auto",
+    resize: bool = False,
 ) -> dict:
     """One image per label map in `labels_dir` (`samples` per map with different latents) into `out_dir`.
 
@@ -99,6 +100,8 @@ def synthesize_folder(
             noise; samples 1.. redraw the noise only inside this class's region (a class id, or a name of
             the dataset's classes), so the rest of the image stays as it is. Needs samples >= 2.
         palette: label colours of `input_label/`; 'auto': the dataset's.
+        resize: stretch label maps of another aspect ratio than the model's (refused otherwise); maps of
+            the same ratio and another size are resized, with one `ResizeWarning` naming the sizes.
     """
     pipe = pipeline_of(source, ema=ema, device=device)
     palette = pipe.dataset.palette if palette == "auto" else palette
@@ -107,7 +110,8 @@ def synthesize_folder(
     labels_dir = Path(labels_dir)
     if not labels_dir.is_dir():
         raise FileNotFoundError(f"no label maps in {labels_dir} (not a folder)")
-    names, labels, instances = pipe.read_labels(labels_dir, _instances(pipe, labels_dir, instances_dir))
+    names, labels, instances = pipe.read_labels(labels_dir, _instances(pipe, labels_dir, instances_dir),
+                                                resize=resize)
     style_img, style_stats, regions = None, None, None
     if pipe.latent.name == "region_styles":  # SEAN: the photo's regions read with each map; styles per class
         style_stats, regions = region_inputs(pipe, style, region_styles)

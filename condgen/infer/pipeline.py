@@ -9,6 +9,7 @@ for evaluation needs its bindings); the dataset's conventions are resolved once 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from condgen.config import active_config, preserved_gin
 from condgen.data.io import LABEL_EXTENSIONS, list_files, read_image, read_instance, read_label
+from condgen.data.sizes import ResizeWarning, fit_size, resize_summary
 from condgen.data.spec import DataSpec
 from condgen.infer.dataset import DatasetInfo, resolve_dataset
 from condgen.infer.latents import (
@@ -168,10 +170,12 @@ class SynthesisPipeline:
         return self.spec.encode(label_ids, instance, source=source).to(self.device)
 
     def read_labels(
-        self, labels: LabelInput, instances: LabelInput | None = None
+        self, labels: LabelInput, instances: LabelInput | None = None, *, resize: bool = True
     ) -> tuple[list[str], Tensor, Tensor | None]:
         """(names, label ids (b, 1, H, W), instance ids or None) from tensors, arrays, PIL images, files
-        or a folder of label PNGs; files are resized (nearest) to the model's size (as officially)."""
+        or a folder of label PNGs; files are resized (nearest) to the model's size (as officially), with one
+        `ResizeWarning` naming the sizes; `resize=False` refuses a change of aspect ratio
+        (`AspectRatioError`, what `condgen synthesize` does without --resize)."""
         if isinstance(labels, (Tensor, np.ndarray)):
             ids = torch.as_tensor(labels).long()
             ids = ids[None] if ids.dim() == 2 else ids
@@ -186,19 +190,24 @@ class SynthesisPipeline:
         inst_items = _items(instances) if instances is not None else None
         if inst_items is not None and len(inst_items) != len(items):
             raise ValueError(f"{len(items)} label maps but {len(inst_items)} instance maps")
-        names, ids, insts = [], [], []
+        names, ids, insts, resized = [], [], [], {}
         for k, item in enumerate(items):
             names.append(Path(item).stem if isinstance(item, (str, Path)) else f"map_{k:05d}")
-            ids.append(self._read_map(item, read_label))
+            ids.append(self._read_map(item, read_label, resize, resized, names[-1]))
             if inst_items is not None:
-                insts.append(self._read_map(inst_items[k], read_instance))
+                insts.append(self._read_map(inst_items[k], read_instance, True, {}, names[-1]))
+        if resized:
+            h, w = self.spec.size
+            warnings.warn(resize_summary(resized, (w, h)), ResizeWarning, stacklevel=2)
         return names, torch.cat(ids), (torch.cat(insts) if insts else None)
 
-    def _read_map(self, item: Any, reader: Any) -> Tensor:
+    def _read_map(self, item: Any, reader: Any, resize: bool, resized: dict, name: str) -> Tensor:
         h, w = self.spec.size
         img = reader(item) if isinstance(item, (str, Path)) else item
-        if img.size != (w, h):  # PIL sizes are (W, H); ids are resized nearest, as the official loader does
-            img = img.resize((w, h), Image.NEAREST)
+        source = str(item) if isinstance(item, (str, Path)) else name
+        if fit_size(img.size, (w, h), source=source, resize=resize):  # PIL sizes are (W, H)
+            resized.setdefault(img.size, []).append(Path(source).name)
+            img = img.resize((w, h), Image.NEAREST)  # ids nearest, as the official loader does
         return torch.from_numpy(np.asarray(img).astype(np.int64))[None, None]
 
     # ----- synthesis

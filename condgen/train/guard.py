@@ -82,6 +82,26 @@ def launched_by_launcher() -> bool:
     return any(name in os.environ for name in LAUNCHER_ENV)
 
 
+def loud_accelerate_launch() -> bool:
+    """Whether `accelerate launch` without -q / --quiet started this process: after a failure it prints the
+    process's stderr again inside its own `CalledProcessError` traceback, and always exits 1."""
+    if not launched_by_launcher():
+        return False
+    try:
+        import psutil  # an Accelerate dependency
+
+        args = psutil.Process(os.getppid()).cmdline()
+    except Exception:  # noqa: BLE001 (no psutil, no permission, parent gone: nothing to say)
+        return False
+    # `accelerate launch ...` or `python -m accelerate.commands.launch ...`
+    launch = next((i for i, a in enumerate(args) if a == "accelerate.commands.launch"
+                   or (a == "launch" and i and os.path.basename(args[i - 1]) == "accelerate")), None)
+    if launch is None:
+        return False
+    script = next((i for i, a in enumerate(args) if a.endswith(".py") and i > launch), len(args))
+    return not any(a in ("-q", "--quiet") for a in args[launch:script])  # launcher options only
+
+
 def stop_with_launcher() -> str | None:
     """Get SIGTERM when the launcher that started this process dies; returns how ('prctl', 'watchdog')."""
     if not launched_by_launcher():

@@ -207,3 +207,11 @@ def test_check_data_on_good_data(coco_root):
     text = report.format()
     assert "semantic_nc=184" in text and "don't care (255)" in text and "sky-other" not in text
     assert "person" in text and "179 of 182 classes never seen" in text
+
+
+def test_check_data_warns_that_files_smaller_than_the_crop_are_upscaled(coco_root):
+    report = check_data(CocoStuff(coco_root, crop_size=64))  # the files are 48x40
+    assert report.ok and len(report.warnings) == 1
+    text = report.format()
+    assert "3 of 3 files are smaller than the 64x64 crop (48x40)" in text and "upscales them" in text
+    assert check_data(CocoStuff(coco_root, crop_size=32)).warnings == []  # 48x40 covers a 32 crop

@@ -42,6 +42,18 @@ def test_readme_marks_every_command_a_user_runs():
     assert any("condgen paint" in b.code for b in blocks) and any("condgen eval" in b.code for b in blocks)
 
 
+def test_readme_shows_the_lighter_installs_below_the_two_set_up_commands():
+    """The CPU wheels and uv, with what each costs, after the two commands a newcomer runs first."""
+    blocks = runnable_blocks(README)
+    assert "condgen paint" in blocks[1].code  # the two set-up commands still open the README
+    lines = README.read_text().splitlines(keepends=True)
+    above, below = "".join(lines[: blocks[1].line + 2]), "".join(lines[blocks[1].line + 2 :])
+    cpu, uv = "--index-url https://download.pytorch.org/whl/cpu && pip install -e .", "uv pip install -e ."
+    assert cpu in below and uv in below and cpu not in above
+    costs = below[: below.index(cpu)]
+    assert "6 GB" in costs and "130 s" in costs and "31 s" in costs and "4 GB less" in costs
+
+
 @pytest.mark.slow
 def test_readme_commands_in_order_on_a_fresh_cache(tmp_path: Path):
     (tmp_path / "experiments").symlink_to(REPO / "experiments")

@@ -146,3 +146,26 @@ def test_tutorial_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     finally:
         sys.path.remove(str(tmp_path))
         gin.clear_config()
+
+
+def _free_names(code: str) -> set[str]:
+    """Names a block reads at its top level without defining or importing them (builtins aside)."""
+    import ast
+    import builtins
+
+    tree = ast.parse(code)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    defined = {a.asname or a.name.split(".")[0] for n in imports for a in n.names}
+    defined |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    defined |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments) for a in n.args + n.kwonlyargs}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return used - defined - set(dir(builtins))
+
+
+def test_the_ablation_tutorials_python_blocks_each_run_on_their_own():
+    """A reader may copy any one snippet of tutorial 3: none may rely on an earlier one's imports."""
+    path = REPO / "docs" / "tutorials" / "03_ablations.md"
+    for block in runnable_blocks(path):
+        if block.lang == "python":
+            assert not _free_names(block.code), f"{path.name}:{block.line} uses {_free_names(block.code)}"

@@ -54,7 +54,7 @@ def test_eval_on_a_fresh_cache_trains_the_segmenter_and_scores(spade_run, tmp_pa
 def test_a_missing_inception_names_the_segmenter_features_and_the_fetch_command(spade_run, tmp_path,
                                                                                   monkeypatch, capsys):
     """A fresh machine has no Inception file: on the landscapes the error says that --features segmenter
-    needs none."""
+    needs none, and how to fetch the Inception."""
     from condgen.cli.eval import main
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -64,7 +64,7 @@ def test_a_missing_inception_names_the_segmenter_features_and_the_fetch_command(
     code = main([str(spade_run), "--num_images", "2", "--segmenter", "none", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "Inception" in err
-    assert "--features segmenter" in err
+    assert "--features segmenter" in err and "condgen weights fetch inception" in err.splitlines()[-1]
     assert not out.exists()
 
 

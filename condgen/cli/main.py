@@ -20,6 +20,21 @@ def _blocks(args: argparse.Namespace) -> int:
     return 0
 
 
+# The sub-tools with their own parsers, in --help order: command -> (condgen.<module> whose `main(argv)`
+# runs it, help)
+_TOOLS = {
+    "convert": ("convert.__main__", "convert official checkpoints (see: python -m condgen convert --help)"),
+    "check-data": ("cli.check_data", "validate a dataset end to end (see: check-data --help)"),
+    "train": ("cli.train", "train from gin files (same as experiments/run.py)"),
+    "eval": ("cli.eval", "FID/KID/mIoU of a run with the documented protocol (see: eval --help)"),
+    "synthesize": ("cli.synthesize", "photos from label-map PNGs (same as experiments/synthesize.py)"),
+    "compare": ("cli.compare", "a report comparing evaluated runs (same as experiments/compare.py)"),
+    "leaderboard": ("cli.leaderboard", "one table of scored runs / folders beside the papers' numbers"),
+    "paint": ("cli.paint", "paint a label map in the browser, get the photo (see: paint --help)"),
+    "export": ("cli.export", "the generator as an ONNX or TorchScript file (see: export --help)"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(prog="python -m condgen", description=__doc__)
@@ -34,34 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     weights_cli.add_parser(sub)
 
-    sub.add_parser(
-        "convert", help="convert official checkpoints (see: python -m condgen convert --help)", add_help=False
-    )
-    sub.add_parser(
-        "check-data", help="validate a dataset end to end (see: check-data --help)", add_help=False
-    )
-    sub.add_parser("train", help="train from gin files (same as experiments/run.py)", add_help=False)
-    sub.add_parser("eval", help="FID/KID/mIoU of a run with the documented protocol (see: eval --help)",
-                   add_help=False)
-    sub.add_parser("synthesize", help="photos from label-map PNGs (same as experiments/synthesize.py)",
-                   add_help=False)
-    sub.add_parser("compare", help="a report comparing evaluated runs (same as experiments/compare.py)",
-                   add_help=False)
-    sub.add_parser("leaderboard", help="one table of scored runs / folders beside the papers' numbers",
-                   add_help=False)
-    sub.add_parser("paint", help="paint a label map in the browser, get the photo (see: paint --help)",
-                   add_help=False)
-    sub.add_parser("export", help="the generator as an ONNX or TorchScript file (see: export --help)",
-                   add_help=False)
-
-    # Sub-tools keep their own parsers: hand them the rest of the command line untouched.
-    tools = {"eval": "eval", "convert": "convert", "check-data": "check_data", "train": "train",
-             "synthesize": "synthesize", "compare": "compare", "paint": "paint", "leaderboard": "leaderboard",
-             "export": "export"}
-    if argv and argv[0] in tools:
+    # Sub-tools keep their own parsers: listed here for --help, handed the rest of the command line untouched.
+    for name, (_, help) in _TOOLS.items():
+        sub.add_parser(name, help=help, add_help=False)
+    if argv and argv[0] in _TOOLS:
         import importlib
 
-        module = "condgen.convert.__main__" if argv[0] == "convert" else f"condgen.cli.{tools[argv[0]]}"
-        return importlib.import_module(module).main(argv[1:])
+        return importlib.import_module(f"condgen.{_TOOLS[argv[0]][0]}").main(argv[1:])
     args = p.parse_args(argv)
     return args.func(args)

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from condgen.eval.segmenters.protocol import IGNORE, SegProtocol
-from condgen.eval.segmenters.registry import SegmenterSpec, _paper_builder, _state_dict, register_segmenter
-from condgen.weights import WeightFile, declare
+from condgen.eval.segmenters.registry import _state_dict, register_paper_segmenter
+from condgen.weights import WeightFile
 
 
 def _ade20k_classes(label: Tensor) -> Tensor:
@@ -63,32 +63,21 @@ ADE20K_PROTOCOLS = (
     ),
 )
 
-register_segmenter(
-    SegmenterSpec(
-        name="upernet101_ade20k",
-        datasets=("ADE20K",),
-        num_classes=150,
-        input_size=(256, 256),
-        label_remap=_ade20k_classes,
-        weights=tuple(
-            declare(
-                WeightFile(
-                    f"UperNet-ResNet101 ADE20K {part}",
-                    (f"ade20k-resnet101-upernet-{part}_epoch_50.pth",),  # renamed: both are *_epoch_50.pth
-                    f"http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/{part}_epoch_50.pth",
-                    None,
-                    size=f"≈ {size} (not measured, no checksum published)",
-                    name=f"upernet101_ade20k_{part}",
-                    group="upernet101_ade20k",
-                    used_by="segmenter:upernet101_ade20k",
-                )
-            )
-            for part, size in (("encoder", "171 MB"), ("decoder", "163 MB"))
-        ),
-        builder=_paper_builder,
-        protocol="SPADE: CSAIL UperNet-R101, imgSizes (256,) single scale (OASIS #17); protocols csail "
-        "(default, today's files), csail2019 (the 2019 files)",
-        protocols=ADE20K_PROTOCOLS,
-        network=upernet_network,
-    )
+register_paper_segmenter(
+    "upernet101_ade20k", "ADE20K", 150, (256, 256), label_remap=_ade20k_classes, network=upernet_network,
+    protocols=ADE20K_PROTOCOLS,
+    protocol="SPADE: CSAIL UperNet-R101, imgSizes (256,) single scale (OASIS #17); protocols csail "
+    "(default, today's files), csail2019 (the 2019 files)",
+    weights=[
+        WeightFile(
+            f"UperNet-ResNet101 ADE20K {part}",
+            (f"ade20k-resnet101-upernet-{part}_epoch_50.pth",),  # renamed: both are *_epoch_50.pth
+            f"http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/{part}_epoch_50.pth",
+            None,
+            size=f"≈ {size} (not measured, no checksum published)",
+            name=f"upernet101_ade20k_{part}",
+            group="upernet101_ade20k",
+        )
+        for part, size in (("encoder", "171 MB"), ("decoder", "163 MB"))
+    ],
 )

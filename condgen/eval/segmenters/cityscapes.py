@@ -9,8 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from condgen.eval.segmenters.protocol import IGNORE, SegProtocol
-from condgen.eval.segmenters.registry import SegmenterSpec, _paper_builder, _state_dict, register_segmenter
-from condgen.weights import WeightFile, declare
+from condgen.eval.segmenters.registry import _state_dict, register_paper_segmenter
+from condgen.weights import WeightFile
 
 # Cityscapes labelIds (0..33; 34 = license plate) -> the 19 trainIds the DRN predicts; every other id is
 # ignored (255). The labelIds of the 19 classes, in trainId order (road, sidewalk, building, ..., bicycle):
@@ -64,34 +64,21 @@ CITYSCAPES_PROTOCOLS = (
 )
 
 
-register_segmenter(
-    SegmenterSpec(
-        name="drn_d105_cityscapes",
-        datasets=("Cityscapes",),
-        num_classes=19,
-        input_size=(256, 512),
-        label_remap=_cityscapes_train_ids,
-        weights=(
-            declare(
-                WeightFile(
-                    "DRN-D-105 (multi-scale) Cityscapes",
-                    ("drn-d-105_ms_cityscapes.pth",),
-                    # Google Drive's direct-download form of the file the project page links to
-                    "https://drive.usercontent.google.com/download?id=1O-BH64Rvc40cT_SQrvbnebTWRwC74TJp"
-                    "&export=download&confirm=t",
-                    None,
-                    size="≈ 217 MB (not measured; md5 22f6aac9dc4dcf255bad997463fd40d0 per lmxyy/sige)",
-                    name="drn_d105_cityscapes",
-                    page="http://go.yf.io/drn-cityscapes-models (fyu/drn DRN-D-105)",
-                    used_by="segmenter:drn_d105_cityscapes",
-                )
-            ),
-        ),
-        builder=_paper_builder,
-        protocol="SPADE: DRN-D-105 (fyu/drn); labelIds -> 19 trainIds; protocols 2048x1024 (default, "
-        "OASIS #18), 512x256 (OASIS #5: sizes matter)",
-        protocols=CITYSCAPES_PROTOCOLS,
-        head=_drn_head,
-        network=drn_network,
-    )
+register_paper_segmenter(
+    "drn_d105_cityscapes", "Cityscapes", 19, (256, 512), label_remap=_cityscapes_train_ids,
+    network=drn_network, protocols=CITYSCAPES_PROTOCOLS, head=_drn_head,
+    protocol="SPADE: DRN-D-105 (fyu/drn); labelIds -> 19 trainIds; protocols 2048x1024 (default, "
+    "OASIS #18), 512x256 (OASIS #5: sizes matter)",
+    weights=[
+        WeightFile(
+            "DRN-D-105 (multi-scale) Cityscapes",
+            ("drn-d-105_ms_cityscapes.pth",),
+            # Google Drive's direct-download form of the file the project page links to
+            "https://drive.usercontent.google.com/download?id=1O-BH64Rvc40cT_SQrvbnebTWRwC74TJp"
+            "&export=download&confirm=t",
+            None,
+            size="≈ 217 MB (not measured; md5 22f6aac9dc4dcf255bad997463fd40d0 per lmxyy/sige)",
+            page="http://go.yf.io/drn-cityscapes-models (fyu/drn DRN-D-105)",
+        )
+    ],
 )

@@ -8,14 +8,8 @@ from typing import Any
 from torch import nn
 
 from condgen.eval.segmenters.protocol import SegProtocol
-from condgen.eval.segmenters.registry import (
-    SegmenterSpec,
-    _dontcare_to_ignore,
-    _paper_builder,
-    _state_dict,
-    register_segmenter,
-)
-from condgen.weights import WeightFile, declare
+from condgen.eval.segmenters.registry import _dontcare_to_ignore, _state_dict, register_paper_segmenter
+from condgen.weights import WeightFile
 
 
 def deeplabv2_network(weights: Any, *, legacy_interp: bool = False) -> nn.Module:
@@ -64,31 +58,19 @@ COCO_PROTOCOLS = (
     ),
 )
 
-register_segmenter(
-    SegmenterSpec(
-        name="deeplabv2_cocostuff",
-        datasets=("CocoStuff",),
-        num_classes=182,
-        input_size=(256, 256),
-        label_remap=_dontcare_to_ignore(182),
-        weights=(
-            declare(
-                WeightFile(
-                    "DeepLabV2-ResNet101 (MSC) COCO-Stuff 164k",
-                    ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
-                    "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
-                    "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
-                    None,
-                    size="≈ 224 MB (55.9 M float32; not measured, no checksum published)",
-                    name="deeplabv2_cocostuff",
-                    used_by="segmenter:deeplabv2_cocostuff",
-                )
-            ),
-        ),
-        builder=_paper_builder,
-        protocol="SPADE/CC-FPSE: DeepLabV2-ResNet101-MSC (kazuto1011/deeplab-pytorch), named protocols "
-        "ccfpse (default), fullres, imaginaire",
-        protocols=COCO_PROTOCOLS,
-        network=deeplabv2_network,
-    )
+register_paper_segmenter(
+    "deeplabv2_cocostuff", "CocoStuff", 182, (256, 256), label_remap=_dontcare_to_ignore(182),
+    network=deeplabv2_network, protocols=COCO_PROTOCOLS,
+    protocol="SPADE/CC-FPSE: DeepLabV2-ResNet101-MSC (kazuto1011/deeplab-pytorch), named protocols "
+    "ccfpse (default), fullres, imaginaire",
+    weights=[
+        WeightFile(
+            "DeepLabV2-ResNet101 (MSC) COCO-Stuff 164k",
+            ("deeplabv2_resnet101_msc-cocostuff164k-100000.pth",),
+            "https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/"
+            "deeplabv2_resnet101_msc-cocostuff164k-100000.pth",
+            None,
+            size="≈ 224 MB (55.9 M float32; not measured, no checksum published)",
+        )
+    ],
 )

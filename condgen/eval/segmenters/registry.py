@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from condgen.eval.segmenters.protocol import (
     SegProtocol,
     resize_uint8,
 )
-from condgen.weights import WeightFile, sha256_file
+from condgen.weights import WeightFile, declare, sha256_file
 
 
 def _to_uint8(img: Tensor) -> Tensor:
@@ -364,3 +364,32 @@ def _paper_builder(
     }
 
 
+
+
+def register_paper_segmenter(
+    name: str,
+    dataset: str,
+    num_classes: int,
+    input_size: tuple[int, int],
+    *,
+    label_remap: Callable[[Tensor], Tensor],
+    network: Callable[..., nn.Module],
+    protocols: tuple[SegProtocol, ...],
+    protocol: str,
+    weights: Sequence[WeightFile],
+    head: Callable[[nn.Module, Tensor, tuple[int, int]], Tensor] | None = None,
+) -> SegmenterSpec:
+    """Register a paper segmenter: a released `network` that `_paper_builder` loads from `weights`.
+
+    What every paper entry shares is filled in here: the builder, and each weight file's catalogue entry
+    (declared for `condgen weights`, used by this segmenter, fetched under the entry's name by default).
+    """
+    files = tuple(
+        declare(replace(w, name=w.name or name, used_by=f"segmenter:{name}")) for w in weights
+    )
+    spec = SegmenterSpec(
+        name=name, datasets=(dataset,), num_classes=num_classes, input_size=input_size,
+        builder=_paper_builder, label_remap=label_remap, weights=files, protocol=protocol,
+        protocols=protocols, head=head, network=network,
+    )  # fmt: skip
+    return register_segmenter(spec)

@@ -129,27 +129,29 @@ class FolderDataset(Dataset):
         for kind, index in by_key.items():
             if index is None:
                 continue
-            for k, path in label_keys.items():
-                if k not in index:
-                    missing = sum(k2 not in index for k2 in label_keys)
-                    raise self.layout_error(
-                        path,
-                        f"label map has no {kind} with the same name (key {k!r}); "
-                        f"{missing} of {len(label_keys)} label maps are unpaired",
-                    )
-            for k, path in index.items():
-                if k not in label_keys:
-                    extra = sum(k2 not in label_keys for k2 in index)
-                    raise self.layout_error(
-                        path,
-                        f"{kind} has no label map with the same name (key {k!r}); "
-                        f"{extra} of {len(index)} {kind}s are unpaired; add the label map or remove the file",
-                    )
+            self._check_paired(label_keys, index, f"label map has no {kind}", "label maps are unpaired")
+            self._check_paired(
+                index,
+                label_keys,
+                f"{kind} has no label map",
+                f"{kind}s are unpaired; add the label map or remove the file",
+            )
         inst = by_key["instance map"]
         return [
             Sample(path, by_key["photo"][k], None if inst is None else inst[k])
             for k, path in label_keys.items()
         ]
+
+    def _check_paired(
+        self, keys: dict[str, Path], partners: dict[str, Path], lacks: str, unpaired: str
+    ) -> None:
+        """A `DataError` at the first file of `keys` whose key is not among `partners`, counting them all."""
+        for k, path in keys.items():
+            if k not in partners:
+                n = sum(k2 not in partners for k2 in keys)
+                raise self.layout_error(
+                    path, f"{lacks} with the same name (key {k!r}); {n} of {len(keys)} {unpaired}"
+                )
 
     # ----- dataset protocol
     @property

@@ -16,12 +16,11 @@ Terms come in the original's order (G: adv, ms, align; D: fake, ms fake, real, m
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.networks.discriminator import unwrap
-from condgen.objectives.oasis import OASISObjective, labelmix_mask, n1_cross_entropy
+from condgen.objectives.oasis import OASISObjective, n1_cross_entropy
 from condgen.registry import register
 
 
@@ -73,27 +72,18 @@ class DPGANObjective(OASISObjective):
             "G_ms_hinge": self._ms(D, multiscale_hinge(out_fake.scores, sign=None)),
             "G_align": self.lambda_align * feature_alignment(out_fake.features, out_real.features),
         }
-        if self.vgg_loss is not None:
-            losses["G_VGG"] = self.lambda_vgg * self.vgg_loss(fake, real)
-        return losses
+        return self._with_vgg(losses, fake, real)
 
     def discriminator_losses(
         self, G: nn.Module, D: nn.Module, E: nn.Module | None, seg: Tensor, real: Tensor
     ) -> dict[str, Tensor]:
-        with torch.no_grad():
-            fake = G(seg).detach()
-        target, weight = self.targets(seg)
-        out_fake = D(fake, seg)
-        out_real = D(real, seg)
+        fake, target, weight, out_fake, out_real = self._discriminator_outputs(G, D, seg, real)
         losses = {
             "D_fake": n1_cross_entropy(out_fake.logits, 0),
             "D_ms_fake": self._ms(D, multiscale_hinge(out_fake.scores, sign=1.0)),
             "D_real": n1_cross_entropy(out_real.logits, target, weight),
             "D_ms_real": self._ms(D, multiscale_hinge(out_real.scores, sign=-1.0)),
         }
-        if self.labelmix:
-            mask = labelmix_mask(target - 1, class0_quirk=self.labelmix_class0_quirk)
-            losses["D_labelmix"] = self.lambda_labelmix * self.labelmix_loss(
-                lambda x, s: D(x, s).logits, seg, real, fake, mask, out_real.logits, out_fake.logits
-            )
-        return losses
+        return self._with_labelmix(
+            losses, lambda x, s: D(x, s).logits, seg, real, fake, target, out_real.logits, out_fake.logits
+        )

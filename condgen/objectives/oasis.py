@@ -21,6 +21,7 @@ Cityscapes, 182 for COCO-Stuff; see `condgen/data/oasis_labels.py`). The D step 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -130,23 +131,48 @@ class OASISObjective(Objective):
     ) -> dict[str, Tensor]:
         fake = G(seg)
         target, weight = self.targets(seg)
-        losses = {"G_adv": n1_cross_entropy(D(fake, seg), target, weight)}
-        if self.vgg_loss is not None:
-            losses["G_VGG"] = self.lambda_vgg * self.vgg_loss(fake, real)
-        return losses
+        return self._with_vgg({"G_adv": n1_cross_entropy(D(fake, seg), target, weight)}, fake, real)
 
     def discriminator_losses(
         self, G: nn.Module, D: nn.Module, E: nn.Module | None, seg: Tensor, real: Tensor
     ) -> dict[str, Tensor]:
+        fake, target, weight, out_fake, out_real = self._discriminator_outputs(G, D, seg, real)
+        losses = {
+            "D_fake": n1_cross_entropy(out_fake, 0),
+            "D_real": n1_cross_entropy(out_real, target, weight),
+        }
+        return self._with_labelmix(losses, D, seg, real, fake, target, out_real, out_fake)
+
+    # ----- the parts of the steps that the OASIS-style objectives (DP-GAN) share
+    def _with_vgg(self, losses: dict[str, Tensor], fake: Tensor, real: Tensor) -> dict[str, Tensor]:
+        """The G step's losses plus G_VGG when the VGG loss is on."""
+        if self.vgg_loss is not None:
+            losses["G_VGG"] = self.lambda_vgg * self.vgg_loss(fake, real)
+        return losses
+
+    def _discriminator_outputs(
+        self, G: nn.Module, D: nn.Module, seg: Tensor, real: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor | None, Any, Any]:
+        """The D step's inputs: (detached fake, targets, class weights, D(fake), D(real))."""
         with torch.no_grad():
             fake = G(seg).detach()
         target, weight = self.targets(seg)
         out_fake = D(fake, seg)
         out_real = D(real, seg)
-        losses = {
-            "D_fake": n1_cross_entropy(out_fake, 0),
-            "D_real": n1_cross_entropy(out_real, target, weight),
-        }
+        return fake, target, weight, out_fake, out_real
+
+    def _with_labelmix(
+        self,
+        losses: dict[str, Tensor],
+        D: Callable[[Tensor, Tensor], Tensor],
+        seg: Tensor,
+        real: Tensor,
+        fake: Tensor,
+        target: Tensor,
+        out_real: Tensor,
+        out_fake: Tensor,
+    ) -> dict[str, Tensor]:
+        """The D step's losses plus D_labelmix (LabelMix on the classes of `target`) when LabelMix is on."""
         if self.labelmix:
             mask = labelmix_mask(target - 1, class0_quirk=self.labelmix_class0_quirk)
             losses["D_labelmix"] = self.lambda_labelmix * self.labelmix_loss(

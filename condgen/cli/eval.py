@@ -20,6 +20,11 @@ from condgen.infer.diffusion import add_sampler_args, sampler_overrides
 from condgen.rundir import CheckpointError
 
 
+def _one_of(p: argparse.ArgumentParser, flag: str, choices: tuple[str, ...], help: str) -> None:
+    """An option taking one of `choices`; the first is the default."""
+    p.add_argument(flag, choices=choices, default=choices[0], help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m condgen eval",
@@ -49,11 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="metrics JSON (default RUN/eval/<split>_step<N>.json)")
     p.add_argument("--split", default="val")
     p.add_argument("--num_images", type=int, help="first N images of the split (default: all)")
-    p.add_argument(
-        "--features",
-        choices=("inception", "segmenter"),
-        default="inception",
-        help="FID/KID feature network: the field's Inception (default) or the dataset's segmenter "
+    _one_of(
+        p, "--features", ("inception", "segmenter"),
+        "FID/KID feature network: the field's Inception (default) or the dataset's segmenter "
         "(a domain FID for data without an Inception-meaningful domain; not comparable)",
     )
     p.add_argument("--inception", help="path of weights-inception-2015-12-05-6726825d.pth (default: cache)")
@@ -80,11 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="pin the segmenter's weight files (one SHA-256 or prefix per file); a mismatch is an error",
     )
-    p.add_argument(
-        "--latent",
-        choices=("random", "encode"),
-        default="random",
-        help="VAE models: seeded z ~ N(0, I) per image (default) or the real image's posterior",
+    _one_of(
+        p, "--latent", ("random", "encode"),
+        "VAE models: seeded z ~ N(0, I) per image (default) or the real image's posterior",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ema", action="store_true", help="evaluate the EMA generator")
@@ -94,11 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--diversity_maps", type=int, default=0, help="diversity (multi-modal models) over the first N maps"
     )
     p.add_argument("--diversity_samples", type=int, default=4, help="samples per map (all pairs compared)")
-    p.add_argument(
-        "--diversity_features",
-        choices=("alexnet", "segmenter"),
-        default="alexnet",
-        help="LPIPS (AlexNet: lpips_diversity, default) or the LPIPS-style distance in the segmenter's "
+    _one_of(
+        p, "--diversity_features", ("alexnet", "segmenter"),
+        "LPIPS (AlexNet: lpips_diversity, default) or the LPIPS-style distance in the segmenter's "
         "feature maps (seg_diversity: not LPIPS, for data or machines without the AlexNet file)",
     )
     p.add_argument("--lpips_weights", help="path of alexnet-owt-7be5be79.pth (default: torch.hub cache)")
@@ -123,11 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how images reach the --metrics extractors (default: each one's own: legacy_tf for DINOv2 and "
         "Inception, torch_bicubic for CLIP); recorded in the metrics file",
     )
-    p.add_argument(
-        "--fid_resize",
-        choices=("legacy_tf", "clean"),
-        default="legacy_tf",
-        help="how images reach the FID Inception: torch-fidelity's TF1 bilinear (default, as the published "
+    _one_of(
+        p, "--fid_resize", ("legacy_tf", "clean"),
+        "how images reach the FID Inception: torch-fidelity's TF1 bilinear (default, as the published "
         "FIDs) or clean-fid's PIL bicubic (then rounded to 8 bits); recorded",
     )
     p.add_argument("--dinov2_weights", help="path of dinov2_vitl14_pretrain.pth (default: torch.hub cache)")

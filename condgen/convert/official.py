@@ -26,53 +26,20 @@ REPOS = ("spade", "ccfpse", "clade")  # clade: tzt101/CLADE, a SPADE fork (--nor
 
 # Defaults the official dataset classes set through `modify_commandline_options` (reference §1.11).
 # Explicit flags override them, as in the official parsers.
+_DEFAULT_FLAGS = (
+    "label_nc", "contain_dontcare_label", "no_instance", "crop_size", "load_size", "aspect_ratio",
+    "preprocess_mode",
+)  # fmt: skip
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "coco": dict(
-        label_nc=182,
-        contain_dontcare_label=True,
-        no_instance=False,
-        crop_size=256,
-        load_size=286,
-        aspect_ratio=1.0,
-        preprocess_mode="resize_and_crop",
-    ),
-    "ade20k": dict(
-        label_nc=150,
-        contain_dontcare_label=True,
-        no_instance=True,
-        crop_size=256,
-        load_size=286,
-        aspect_ratio=1.0,
-        preprocess_mode="resize_and_crop",
-    ),
-    "cityscapes": dict(
-        label_nc=35,
-        contain_dontcare_label=False,
-        no_instance=False,
-        crop_size=512,
-        load_size=512,
-        aspect_ratio=2.0,
-        preprocess_mode="fixed",
-        num_upsampling_layers="more",
-    ),
-    "custom": dict(
-        label_nc=13,
-        contain_dontcare_label=False,
-        no_instance=False,
-        crop_size=256,
-        load_size=286,
-        aspect_ratio=1.0,
-        preprocess_mode="resize_and_crop",
-    ),
-    "facades": dict(
-        label_nc=13,
-        contain_dontcare_label=False,
-        no_instance=True,
-        crop_size=256,
-        load_size=286,
-        aspect_ratio=1.0,
-        preprocess_mode="resize_and_crop",
-    ),
+    name: dict(zip(_DEFAULT_FLAGS, values, strict=True), **extra)
+    for name, values, extra in (
+        # the values in _DEFAULT_FLAGS order, then the flags only one dataset sets
+        ("coco", (182, True, False, 256, 286, 1.0, "resize_and_crop"), {}),
+        ("ade20k", (150, True, True, 256, 286, 1.0, "resize_and_crop"), {}),
+        ("cityscapes", (35, False, False, 512, 512, 2.0, "fixed"), {"num_upsampling_layers": "more"}),
+        ("custom", (13, False, False, 256, 286, 1.0, "resize_and_crop"), {}),
+        ("facades", (13, False, True, 256, 286, 1.0, "resize_and_crop"), {}),
+    )
 }
 
 # Flags that do not change any network; accepted silently.

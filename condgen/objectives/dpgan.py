@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.networks.discriminator import unwrap
-from condgen.objectives.oasis import OASISObjective, n1_cross_entropy
+from condgen.objectives.oasis import OASISObjective, labelmix_mask, n1_cross_entropy
 from condgen.registry import register
 
 
@@ -84,6 +84,9 @@ class DPGANObjective(OASISObjective):
             "D_real": n1_cross_entropy(out_real.logits, target, weight),
             "D_ms_real": self._ms(D, multiscale_hinge(out_real.scores, sign=-1.0)),
         }
-        return self._with_labelmix(
-            losses, lambda x, s: D(x, s).logits, seg, real, fake, target, out_real.logits, out_fake.logits
-        )
+        if self.labelmix:
+            mask = labelmix_mask(target - 1, class0_quirk=self.labelmix_class0_quirk)
+            losses["D_labelmix"] = self.lambda_labelmix * self.labelmix_loss(
+                lambda x, s: D(x, s).logits, seg, real, fake, mask, out_real.logits, out_fake.logits
+            )
+        return losses

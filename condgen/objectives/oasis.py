@@ -21,7 +21,6 @@ Cityscapes, 182 for COCO-Stuff; see `condgen/data/oasis_labels.py`). The D step 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -141,9 +140,14 @@ class OASISObjective(Objective):
             "D_fake": n1_cross_entropy(out_fake, 0),
             "D_real": n1_cross_entropy(out_real, target, weight),
         }
-        return self._with_labelmix(losses, D, seg, real, fake, target, out_real, out_fake)
+        if self.labelmix:
+            mask = labelmix_mask(target - 1, class0_quirk=self.labelmix_class0_quirk)
+            losses["D_labelmix"] = self.lambda_labelmix * self.labelmix_loss(
+                D, seg, real, fake, mask, out_real, out_fake
+            )
+        return losses
 
-    # ----- the parts of the steps that the OASIS-style objectives (DP-GAN) share
+    # ----- the parts of the steps that DP-GAN shares
     def _with_vgg(self, losses: dict[str, Tensor], fake: Tensor, real: Tensor) -> dict[str, Tensor]:
         """The G step's losses plus G_VGG when the VGG loss is on."""
         if self.vgg_loss is not None:
@@ -160,25 +164,6 @@ class OASISObjective(Objective):
         out_fake = D(fake, seg)
         out_real = D(real, seg)
         return fake, target, weight, out_fake, out_real
-
-    def _with_labelmix(
-        self,
-        losses: dict[str, Tensor],
-        D: Callable[[Tensor, Tensor], Tensor],
-        seg: Tensor,
-        real: Tensor,
-        fake: Tensor,
-        target: Tensor,
-        out_real: Tensor,
-        out_fake: Tensor,
-    ) -> dict[str, Tensor]:
-        """The D step's losses plus D_labelmix (LabelMix on the classes of `target`) when LabelMix is on."""
-        if self.labelmix:
-            mask = labelmix_mask(target - 1, class0_quirk=self.labelmix_class0_quirk)
-            losses["D_labelmix"] = self.lambda_labelmix * self.labelmix_loss(
-                D, seg, real, fake, mask, out_real, out_fake
-            )
-        return losses
 
     @staticmethod
     def labelmix_loss(

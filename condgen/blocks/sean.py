@@ -25,7 +25,8 @@ from torch import Tensor, nn
 from condgen.blocks.condition import ConditionSource
 from condgen.blocks.norm import get_param_free_norm
 from condgen.blocks.spade import SPADE, SPADEResBlock
-from condgen.ops.label_conv import label_layout, shared_then
+from condgen.ops.label_recompute import shared_then
+from condgen.ops.layout import label_layout
 from condgen.registry import register
 from condgen.utils import LayerType
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from condgen.blocks.norm import SyncableBatchNorm2d, get_param_free_norm, spectral_norm
-from condgen.ops.label_conv import shared_then
+from condgen.ops.label_recompute import shared_then
 from condgen.registry import register
 from condgen.utils import LayerType
 

@@ -16,7 +16,9 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
+from condgen.infer.diffusion import add_sampler_args, sampler_options, sampler_overrides
 from condgen.rundir import CheckpointError
 
 LOOPBACK = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--check", action="store_true",
                    help="start, fetch the page and one image over HTTP, print the timings, stop")
+    add_sampler_args(p)  # a diffusion model paints in --steps steps (fewer: faster, rougher)
     return p
 
 
@@ -161,16 +164,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    from condgen.paint.app import create_app
     from condgen.paint.model import PaintModel
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         model = PaintModel(args.run, ema=args.ema, device=args.device, examples=args.examples)
+        sampler = sampler_options(args, model.pipe.G)
     except (FileNotFoundError, KeyError, ValueError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    with sampler_overrides(**sampler):  # every request of this server samples with them
+        return _serve(args, model)
+
+
+def _serve(args: argparse.Namespace, model: Any) -> int:
+    """Serve `model` until Ctrl+C (or, with --check, one request)."""
+    from condgen.paint.app import create_app
+
     hosts = allowed_hosts(args.host, args.allow_host)
     app = create_app(model, allowed_hosts=hosts)
     if args.host not in LOOPBACK:

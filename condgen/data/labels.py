@@ -2,13 +2,25 @@
 
 Channel order (matters for official checkpoints): `[class 0 .. label_nc-1, dontcare?, instance-edge?]`.
 `semantic_nc` is computed here and nowhere else.
+
+`encode_labels` attaches the map's `LabelLayout` (the ids it one-hot encoded, the edge channel as a dense
+part) to the tensor it returns, so that the label-sparse convolutions and the layers that look values up per
+label (`condgen.ops.layout`) read the ids instead of searching the one-hot channels for them. The layout
+rides on the tensor (an attribute, so it lives exactly as long; also found by storage, for the new tensor
+objects autograd hands back) and is dropped when the tensor is changed in place.
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.multiprocessing.reductions import StorageWeakRef
+
+_ATTR = "_condgen_label_layout"  # attribute of a tensor holding its LabelLayout (or False: not a label map)
 
 
 def semantic_nc(label_nc: int, contain_dontcare_label: bool, instance_edges: bool) -> int:
@@ -50,7 +62,7 @@ def encode_labels(
             `instance` is given.
         source: what to name in error messages (a file path when known).
     Returns:
-        (b, semantic_nc, H, W) float tensor.
+        (b, semantic_nc, H, W) float tensor, carrying its `LabelLayout` (`attached_layout(seg)`).
     """
     if labels.dim() == 3:
         labels = labels.unsqueeze(1)
@@ -91,4 +103,73 @@ def encode_labels(
                 f"size {tuple(labels.shape[-2:])}"
             )
         seg = torch.cat([seg, get_edges(instance).to(seg)], dim=1)
+    parts = ((nc, seg[:, nc:]),) if seg.shape[1] > nc else ()
+    attach_layout(seg, LabelLayout(labels[:, 0].to(id_dtype(nc)), nc, seg.shape[1], parts))
     return seg
+
+
+# -------------------------------------------------------------------------------------- the label layout
+def id_dtype(num_labels: int) -> torch.dtype:
+    """Smallest integer dtype holding 0..num_labels (num_labels is the padding id)."""
+    if num_labels < 256:
+        return torch.uint8
+    return torch.int16 if num_labels < 2**15 else torch.int32
+
+
+@dataclass(eq=False)
+class LabelLayout:
+    """Channels [offset, offset + num_labels) of a (N, channels, H, W) tensor are `one_hot(ids)`; each
+    other channel range [c, c + part.shape[1]) is `part` (noise, edges, features), in `parts` as (c, part)."""
+
+    ids: Tensor  # (N, H, W), `id_dtype(num_labels)`
+    num_labels: int
+    channels: int
+    parts: tuple[tuple[int, Tensor], ...] = ()
+    offset: int = 0
+    _sizes: dict[tuple[int, int], LabelLayout] = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.ids.shape[-2:])
+
+    def at(self, size: tuple[int, int]) -> LabelLayout:
+        """This layout nearest-resized to `size` (as `F.interpolate(x, size, mode='nearest')`), cached."""
+        size = tuple(int(s) for s in size)
+        if size == self.size:
+            return self
+        if size not in self._sizes:
+            ids = F.interpolate(self.ids[:, None].float(), size=size, mode="nearest")[:, 0].to(self.ids.dtype)
+            parts = tuple((c, F.interpolate(p, size=size, mode="nearest")) for c, p in self.parts)
+            self._sizes[size] = LabelLayout(ids, self.num_labels, self.channels, parts, self.offset)
+        return self._sizes[size]
+
+
+# Layouts also by storage, weakly: autograd hands saved tensors back as new tensor objects sharing the storage
+# (activation checkpointing re-runs the heads on those), which carry no attribute.
+_BY_STORAGE: dict[tuple, tuple[StorageWeakRef, int, weakref.ref]] = {}
+
+
+def _key(x: Tensor) -> tuple:
+    return (x.device, x.untyped_storage().data_ptr(), x.storage_offset(), tuple(x.shape), x.stride(), x.dtype)
+
+
+def attach_layout(x: Tensor, layout: LabelLayout | None) -> None:
+    """Record on x that it is the map `layout` describes (None: known not to be a label map)."""
+    setattr(x, _ATTR, (x._version, layout if layout is not None else False))
+    for k in [k for k, (ref, _, lay) in _BY_STORAGE.items() if ref.expired() or lay() is None]:
+        del _BY_STORAGE[k]
+    if layout is not None:
+        _BY_STORAGE[_key(x)] = (StorageWeakRef(x.untyped_storage()), x._version, weakref.ref(layout))
+
+
+def attached_layout(x: Tensor) -> LabelLayout | bool | None:
+    """The layout attached to x (False: known not to be a label map), None when unknown or x changed."""
+    entry = getattr(x, _ATTR, None)
+    if entry is None:
+        known = _BY_STORAGE.get(_key(x))
+        if known is None or known[0].expired() or known[1] != x._version:
+            return None
+        return known[2]() or None
+    if entry[0] != x._version:
+        return None
+    return entry[1]

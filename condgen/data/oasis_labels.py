@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from condgen.data.labels import LabelLayout, attached_layout
+
 # The condgen channel OASIS calls don't-care (value 0), per dataset (`label_nc` = condgen's, see above).
 OASIS_DATASETS = ("ade20k", "coco", "cityscapes")
 
@@ -71,8 +73,12 @@ def class_map(seg: Tensor) -> Tensor:
     """(b, H, W) int64 class channel per pixel: the first maximal channel of the one-hot.
 
     An instance-edge channel (condgen's last) never wins: edge pixels also have their class channel set,
-    which comes first.
+    which comes first. The ids `encode_labels` attached (`LabelLayout`) when it has them: the same values,
+    without a pass over every channel.
     """
+    layout = attached_layout(seg)
+    if isinstance(layout, LabelLayout) and layout.offset == 0 and layout.size == tuple(seg.shape[-2:]):
+        return layout.ids.long()
     return seg.argmax(1)
 
 

@@ -165,9 +165,10 @@ class SynthesisPipeline:
         The one label route (`DataSpec.encode`, which training uses too): 255 becomes don't care where the
         model has that channel; a model with instance edges needs `instance`.
         """
-        label_ids = torch.as_tensor(label_ids)
-        instance = torch.as_tensor(instance) if instance is not None else None
-        return self.spec.encode(label_ids, instance, source=source).to(self.device)
+        # encoded on the device, so that `seg` there carries the label layout encoding attaches (the ids)
+        label_ids = torch.as_tensor(label_ids).to(self.device)
+        instance = torch.as_tensor(instance).to(self.device) if instance is not None else None
+        return self.spec.encode(label_ids, instance, source=source)
 
     def read_labels(
         self, labels: LabelInput, instances: LabelInput | None = None, *, resize: bool = True

@@ -22,7 +22,18 @@ import gin
 import torch
 from torch import Tensor, nn
 
+from condgen.data.labels import LabelLayout, attach_layout, attached_layout
+
 log = logging.getLogger("condgen.train")
+
+
+def _channels_last(t: Tensor) -> Tensor:
+    """t in channels-last memory; a label map's layout (attached where it was encoded) goes with the copy."""
+    out = t.contiguous(memory_format=torch.channels_last)
+    layout = attached_layout(t) if out is not t else None
+    if isinstance(layout, LabelLayout):
+        attach_layout(out, layout)
+    return out
 
 
 @gin.configurable
@@ -68,7 +79,7 @@ class SpeedOptions:
         """Images and label maps in the networks' memory format."""
         if not self.channels_last:
             return tensors
-        return tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in tensors)
+        return tuple(_channels_last(t) if t.dim() == 4 else t for t in tensors)
 
     def compiled(self, module: nn.Module) -> nn.Module:
         """`torch.compile(module)` when switched on: a wrapper sharing the module's parameters."""

@@ -171,3 +171,30 @@ def test_segmenter_without_feature_maps_is_refused():
             diversity.SegmenterFeatureDistance(load_segmenter("nomaps"))
     finally:
         SEGMENTERS.pop("nomaps")
+
+
+def test_the_network_builder_is_a_field_of_the_entry(monkeypatch):
+    """`load_segmenter_network` builds what the entry's `network` says (no per-name branch to extend)."""
+    import dataclasses
+
+    from torch import nn
+
+    from condgen.eval import segmenters
+
+    files = dict(deeplabv2_cocostuff="coco", upernet101_ade20k="ade20k", drn_d105_cityscapes="cityscapes")
+    assert segmenters.PAPER_NETWORKS == tuple(files)
+    for name, file in files.items():  # each dataset's file states its own builder
+        assert SEGMENTERS[name].network.__module__ == f"condgen.eval.segmenters.{file}"
+    seen = []
+
+    def network(weights, *, legacy_interp=False):
+        seen.append((weights, legacy_interp))
+        return nn.Conv2d(3, 2, 1).train()
+
+    spec = dataclasses.replace(SEGMENTERS["landscape"], name="custom_net", network=network)
+    monkeypatch.setitem(SEGMENTERS, "custom_net", spec)
+    net = segmenters.load_segmenter_network("custom_net:someprotocol", "w.pth", legacy_interp=True)
+    assert seen == [("w.pth", True)] and not net.training
+    assert not any(p.requires_grad for p in net.parameters())
+    with pytest.raises(KeyError, match="no paper segmenter network 'landscape'; choose one of deeplab"):
+        segmenters.load_segmenter_network("landscape", "w.pth")

@@ -14,6 +14,7 @@ from condgen.networks.fpse_discriminator import FPSEDiscriminator
 from condgen.networks.patch_discriminator import MultiscalePatchDiscriminator
 from condgen.networks.spade_generator import SPADEGenerator
 from condgen.ops import label_conv
+from condgen.ops import layout as label_layout_module
 from condgen.ops.label_conv import cat_labels, conv_labels, label_conv2d, label_layout, use_label_sparse
 
 
@@ -261,8 +262,8 @@ def test_cat_batch_labels_keeps_the_layout(monkeypatch):
     with use_label_sparse("on"):
         known = label_conv.label_layout(seg)
         detections = []
-        real = label_conv._detect
-        monkeypatch.setattr(label_conv, "_detect", lambda x: detections.append(1) or real(x))
+        real = label_layout_module._detect  # where label_layout() looks it up
+        monkeypatch.setattr(label_layout_module, "_detect", lambda x: detections.append(1) or real(x))
         both = label_conv.cat_batch_labels([seg, seg])
         got = label_conv.label_layout(both)
         assert not detections
@@ -272,3 +273,30 @@ def test_cat_batch_labels_keeps_the_layout(monkeypatch):
     assert torch.equal(got.ids, want.ids) and torch.equal(got.ids, torch.cat([known.ids, known.ids]))
     assert [c for c, _ in got.parts] == [c for c, _ in want.parts]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got.parts, want.parts, strict=True))
+
+
+def test_encoded_labels_carry_their_layout_and_nothing_searches_for_it(monkeypatch):
+    """`encode_labels` attaches the ids it one-hot encoded: the sparse conv, the channels-last copy of
+    training and OASIS's class map read them; the one-hot channels are never searched (no `_detect`)."""
+    from condgen.data.labels import LabelLayout, attached_layout, encode_labels
+    from condgen.data.oasis_labels import class_map
+    from condgen.train.speed import SpeedOptions
+
+    labels = torch.randint(0, 40, (2, 1, 16, 16))
+    instance = torch.randint(0, 3, (2, 1, 16, 16))
+    seg = encode_labels(labels, 40, instance=instance)
+    layout = attached_layout(seg)
+    assert isinstance(layout, LabelLayout)
+    assert (layout.num_labels, layout.channels, layout.offset) == (40, 41, 0)
+    assert torch.equal(layout.ids.long(), labels[:, 0]) and [c for c, _ in layout.parts] == [40]
+    monkeypatch.setattr(label_layout_module, "_detect", lambda x: pytest.fail("searched the one-hot for ids"))
+    (copy_cl,) = SpeedOptions(channels_last=True).inputs(seg)
+    assert copy_cl is not seg and attached_layout(copy_cl) is layout
+    assert torch.equal(class_map(copy_cl), seg.argmax(1))
+    conv = nn.Conv2d(41, 4, 3, padding=1)
+    with use_label_sparse("on"):
+        assert label_layout(seg) is layout
+        want = conv(F.interpolate(seg, size=(8, 8), mode="nearest"))
+        torch.testing.assert_close(conv_labels(conv, copy_cl, (8, 8)), want, rtol=1e-5, atol=1e-5)
+    seg.mul_(1)  # changed in place: the layout no longer describes it
+    assert attached_layout(seg) is None

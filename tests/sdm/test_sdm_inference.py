@@ -71,3 +71,18 @@ def test_sampler_flags_are_refused_for_gans_and_recorded_in_the_protocol_line():
                           "real_resize_filter": "bicubic", "latent_policy": "random",
                           "sampler": {"steps": 25, "method": "ddim", "guidance": 1.5, "eta": 0.0}})
     assert "DDIM-25 sampling, guidance 1.5" in line
+
+
+def test_painter_samples_in_the_steps_given(tmp_path, capsys):
+    """`condgen paint --steps 2 --sampler ddim`: a tiny SDM trained one step paints a map over HTTP."""
+    pytest.importorskip("uvicorn")
+    from condgen.cli.gin_setup import parse_gin
+    from condgen.cli.paint import main as paint
+    from condgen.train.loop import train
+    from tests.sdm.test_train_sdm import TINY
+
+    parse_gin([TINY], ["train.max_steps = 1", "train.sample_every = None", "train.save_every = 1"])
+    train(tmp_path / "run")
+    assert paint(["--run", str(tmp_path / "run"), "--check", "--port", "0", "--steps", "2",
+                  "--sampler", "ddim"]) == 0
+    assert "check ok" in capsys.readouterr().out

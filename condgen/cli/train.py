@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     run directory (a file, someone else's folder, locked by another trainer), 130 / 143 stopped by SIGINT /
     SIGTERM after saving a checkpoint. Under `accelerate launch` the launcher exits 1 for any failure."""
     code = _main(argv)
-    if code != 0:
+    if code in (1, 2):  # an error (a signal's 130 / 143 is the launcher's own business)
         from condgen.train.guard import loud_accelerate_launch
 
         if loud_accelerate_launch():  # its traceback follows: say how to have this message last

@@ -39,7 +39,7 @@ from condgen.eval.metrics.fid import resize_filter
 from condgen.eval.segmenters import Segmenter
 from condgen.eval.split import GENERATED_SPLIT, collate_items, eval_dataset, shard
 from condgen.infer.diffusion import sampler_record
-from condgen.infer.latents import generate, latents
+from condgen.infer.latents import latents
 from condgen.infer.pipeline import SynthesisPipeline
 from condgen.rundir import eval_path
 
@@ -434,12 +434,13 @@ def default_out(source: str | Path, info: dict, split: str, features: str) -> Pa
     return eval_path(info.get("checkpoint"), info.get("step"), source, split, features, bool(info.get("ema")))
 
 
-def _fake(gan: Any, seg: Tensor, real: Tensor, idx: list[int], *, seed: int, latent: str) -> Tensor:
-    if latent == "encode" and gan.E is not None:
-        mu, logvar = gan.E(real)
-        eps = latents(gan.G.z_dim, idx, seed=seed).to(real)
-        return gan.G(seg, mu + torch.exp(0.5 * logvar) * eps)
-    return generate(gan, seg, idx, seed=seed)
+def _fake(pipe: Any, seg: Tensor, real: Tensor, idx: list[int], *, seed: int, latent: str) -> Tensor:
+    if latent == "encode" and pipe.E is not None:
+        with pipe.speed_switches():
+            mu, logvar = pipe.E(real)
+            eps = latents(pipe.G.z_dim, idx, seed=seed).to(real)
+            return pipe.G(seg, mu + torch.exp(0.5 * logvar) * eps)
+    return pipe.generate(seg, idx, seed=seed)
 
 
 def _versions() -> dict[str, str]:

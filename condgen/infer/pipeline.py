@@ -9,6 +9,8 @@ for evaluation needs its bindings); the dataset's conventions are resolved once 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ from condgen.infer.latents import (
     to_uint8_image,
 )
 from condgen.infer.region_styles import region_inputs
+from condgen.ops.layout import use_label_sparse
 from condgen.utils import count_parameters
 
 LabelInput = Tensor | np.ndarray | str | Path | Image.Image | Sequence[str | Path | Image.Image]
@@ -65,10 +68,15 @@ class SynthesisPipeline:
     paper_names: tuple[str, str] = ("?", "?")
     device: str = "cpu"
     params: dict[str, int] = field(default_factory=dict)
+    switches: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.params:
             self.params = {k: count_parameters(v) for k, v in self.gan.named().items()}
+        if not self.switches:
+            with self.config_scope():
+                self.switches = run_switches()
+        pin_depthwise_impl(self.gan, self.switches["cond_depthwise_impl"], self.device)
 
     # ----- loading
     @classmethod
@@ -218,7 +226,15 @@ class SynthesisPipeline:
         """Images (b, 3, H, W) in [-1, 1] for an encoded `seg`; latents from (seed, index, sample).
 
         `options`: `style`, `region_styles`, `steps`, as `condgen.infer.latents.generate` takes them."""
-        return generate(self.gan, seg, indices, seed=seed, sample=sample, **options)
+        with self.speed_switches():
+            return generate(self.gan, seg, indices, seed=seed, sample=sample, **options)
+
+    def speed_switches(self) -> contextlib.AbstractContextManager:
+        """`with pipe.speed_switches():` the run's label-sparse setting, not the caller's gin config
+        (CONDGEN_LABEL_SPARSE, set by the user, still wins)."""
+        if os.environ.get("CONDGEN_LABEL_SPARSE"):
+            return contextlib.nullcontext()
+        return use_label_sparse(self.switches["label_sparse"])
 
     def encode_style(self, image: Image.Image | str | Path) -> tuple[Tensor, Tensor]:
         """A style photo (any size; resized bicubic) -> (mu, logvar) of the VAE encoder, for `style=`."""
@@ -376,3 +392,30 @@ def _output(images: Tensor, output_type: str) -> Any:
 def load(name_or_path: str | Path, **kwargs: Any) -> SynthesisPipeline:
     """`condgen.load("spade-coco")`, `condgen.load("runs/quickstart")` (`from_pretrained`)."""
     return SynthesisPipeline.from_pretrained(name_or_path, **kwargs)
+
+
+def run_switches() -> dict[str, str]:
+    """The speed switches the active gin config binds (read once at load, while the run's config is active),
+    so that a loaded model computes as its run did whatever the caller's gin config holds."""
+    import gin
+
+    def bound(selector: str, default: str) -> str:
+        try:
+            return gin.query_parameter(selector)
+        except ValueError:  # not bound: the op's default
+            return default
+
+    return {"label_sparse": bound("label_sparse.mode", "auto"),
+            "cond_depthwise_impl": bound("cond_depthwise_conv2d.impl", "lean")}
+
+
+def pin_depthwise_impl(gan: Any, impl: str, device: str) -> None:
+    """Conditional depthwise convolutions left to gin's choice get the run's (Triton only on CUDA)."""
+    from condgen.blocks.cond_conv import CondDepthwiseConv
+
+    if impl == "triton" and not str(device).startswith("cuda"):
+        impl = "auto"  # Triton on CUDA, the lean op elsewhere
+    for net in gan.named().values():
+        for m in net.modules():
+            if isinstance(m, CondDepthwiseConv) and m.impl is None:
+                m.impl = impl

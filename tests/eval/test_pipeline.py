@@ -153,6 +153,29 @@ def test_a_converted_official_checkpoint_through_load(repo, flags, tmp_path):
         assert pipe.dataset.class_names[0] == "person" and pipe.paper_names[0] == "CC w/ FP"
 
 
+def test_a_loaded_model_computes_with_its_runs_switches_not_the_callers(tmp_path):
+    """The ops' speed switches (label-sparse mode, the depthwise op) are read once at load from the run's
+    config: a caller's gin bindings, even invalid ones, no longer reach the generator."""
+    from condgen.convert.export import official_config_gin, write_run_dir
+    from condgen.convert.official import load_official, parse_official_flags
+
+    flags = "--dataset_mode coco --crop_size 32 --load_size 32 --ngf 4"
+    cfg = parse_official_flags("ccfpse", flags)
+    torch.manual_seed(0)
+    nets = load_official("ccfpse", flags)
+    out = write_run_dir(tmp_path / "official", nets, official_config_gin(cfg, flags), cfg.spec,
+                        {"repo": "ccfpse", "flags": flags})
+    pipe = condgen.load(out)
+    assert set(pipe.switches) == {"label_sparse", "cond_depthwise_impl"}
+    ids = torch.randint(0, pipe.spec.label_nc, (1, *pipe.spec.size))
+    ref = pipe(ids, seed=0, instance=ids[:, None].clone(), output_type="np")
+    gin.parse_config("label_sparse.mode = 'bogus'\ncond_depthwise_conv2d.impl = 'bogus'")
+    try:
+        assert np.array_equal(pipe(ids, seed=0, instance=ids[:, None].clone(), output_type="np"), ref)
+    finally:
+        gin.clear_config()
+
+
 def test_save_pretrained_round_trip_is_exact(vae_run, maps, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(vae_run, run)

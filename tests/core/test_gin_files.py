@@ -100,7 +100,7 @@ def test_experiment_builds_and_runs(experiment, roots):
 @pytest.mark.parametrize("cell", CELLS)
 def test_ablation_cell_builds_and_runs(cell, roots):
     base = "ccfpse_coco.gin" if "ccfpse_table2" in cell or "ablations/clade/" in cell else "spade_ade20k.gin"
-    if cell.startswith("oasis/") and "spade_3d_noise" not in cell:
+    if "ablations/oasis/" in cell and "spade_3d_noise" not in cell:
         base = "oasis_ade20k.gin"
     if "ablations/dpgan/" in cell:
         base = "dpgan_ade20k.gin"

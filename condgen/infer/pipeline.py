@@ -95,10 +95,11 @@ class SynthesisPipeline:
             ckpt = Path(info["checkpoint"])
             state = read_state(ckpt)
             dataset = resolve_dataset(state, spec, ckpt)
+            switches = run_switches()  # the run's config is active here: no second parse in __post_init__
         recorded = state.get("paper_names")
         names = (recorded["G"], recorded["D"]) if recorded else paper_names(gan)
         config = (ckpt / CONFIG_FILE).read_text()
-        return cls(gan, spec, dataset, config, info, names, device)
+        return cls(gan, spec, dataset, config, info, names, device, switches=switches)
 
     @classmethod
     def from_pretrained(
